@@ -1,0 +1,1 @@
+"""Facts about the host the daemon runs on."""
