@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import NamedTuple, Union
+from typing import NamedTuple, TypeAlias
 
 from lwm2md.model.path import Path
 
@@ -60,9 +60,9 @@ class ObjLnk(NamedTuple):
 # Python types carried per ResourceType:
 # STRING/CORELNK -> str, INTEGER/UNSIGNED/TIME -> int, FLOAT -> float,
 # BOOLEAN -> bool, OPAQUE -> bytes, OBJLNK -> ObjLnk.
-Value = Union[str, int, float, bool, bytes, ObjLnk]
+Value: TypeAlias = str | int | float | bool | bytes | ObjLnk
 # A resource's content: a Value for a single-instance resource, riid -> Value for a multiple one.
-ResourceData = Union[Value, dict[int, Value]]
+ResourceData: TypeAlias = Value | dict[int, Value]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from lwm2md.drivers.system.linux import (
     format_utc_offset,
     read_host_facts,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from lwm2md.drivers import registry
 from lwm2md.drivers.base import STANDARD_QUANTITIES, DriverError, Quantity, Sensor, close_sensor
 from lwm2md.drivers.registry import UnknownDriver, create_sensor, register_sensor, sensor_drivers

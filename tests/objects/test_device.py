@@ -11,9 +11,9 @@ from pathlib import Path as FsPath
 from typing import TypeVar
 
 import pytest
-from lwm2md.drivers.system.linux import HostFacts, read_host_facts
 
 from lwm2md import __version__
+from lwm2md.drivers.system.linux import HostFacts, read_host_facts
 from lwm2md.engine.clock import FakeClock
 from lwm2md.errors import DriverFault, MethodNotAllowed, NotFound
 from lwm2md.model.catalog import Catalog

@@ -9,9 +9,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
+
 from lwm2md.drivers.base import DriverError, Quantity
 from lwm2md.drivers.simulated import SimulatedSensor
-
 from lwm2md.engine.clock import FakeClock
 from lwm2md.errors import DriverFault, MethodNotAllowed, NotFound
 from lwm2md.model.catalog import Catalog

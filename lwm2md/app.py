@@ -1,0 +1,248 @@
+"""Wiring: build the object tree from the config, bind the endpoint, run the servers.
+
+:class:`Client` is the daemon's main job. ``start()`` returns once the
+endpoint is bound and the registrations are started (it does not wait for
+the network); ``stop()`` De-registers from every server and releases all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Sequence
+
+from lwm2md import __version__
+from lwm2md.codec import ContentFormat
+from lwm2md.codec.linkformat import Link, format_links
+from lwm2md.config import Config, ServerConfig
+from lwm2md.drivers.registry import create_sensor
+from lwm2md.drivers.system.linux import read_host_facts
+from lwm2md.engine.attributes import AttributeStore
+from lwm2md.engine.clock import Clock, LoopClock
+from lwm2md.engine.dm import DeviceManagement
+from lwm2md.engine.observe import ObserveEngine
+from lwm2md.engine.registration import Registration, Requester, State
+from lwm2md.engine.requests import RequestDispatcher
+from lwm2md.engine.send import Sender
+from lwm2md.model.catalog import Catalog
+from lwm2md.model.path import Path
+from lwm2md.model.types import Record
+from lwm2md.objects.device import build_device_instance, run_command
+from lwm2md.objects.sampling import SensorSampler, build_sensor_instances
+from lwm2md.objects.server import ServerAccount, build_security_instance, build_server_instance
+from lwm2md.objects.tree import LwM2MObject, ObjectTree
+from lwm2md.transport.coap import CoapEndpoint, resolve_peer
+
+LOG = logging.getLogger(__name__)
+
+FORMAT_NAMES = {
+    "senml-cbor": ContentFormat.SENML_CBOR,
+    "senml-json": ContentFormat.SENML_JSON,
+    "tlv": ContentFormat.TLV,
+    "lwm2m-cbor": ContentFormat.LWM2M_CBOR,
+}
+SECURITY_OID = 0
+
+
+class Client:
+    """The LwM2M client for one configuration."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        simulate: bool = False,
+        clock: Clock | None = None,
+        catalog: Catalog | None = None,
+        host_root: str = "/",
+    ) -> None:
+        self.config = config
+        self.simulate = simulate
+        self.clock: Clock = clock or LoopClock()
+        self.catalog = catalog or Catalog.builtin()
+        self.tree = ObjectTree(self.catalog)
+        self.attributes = AttributeStore()
+        self.dm = DeviceManagement(self.tree, self.attributes)
+        self.accounts: dict[int, ServerAccount] = {}
+        self.observe = ObserveEngine(self.dm, self.attributes, self.clock, self._default_periods)
+        self.dispatcher = RequestDispatcher(self.dm, self.observe, self._preferred_format)
+        self.endpoint = CoapEndpoint(
+            self.dispatcher.handle,
+            (self.observe.start, self.observe.stop),
+            self.dispatcher.encode,
+        )
+        self.registrations: dict[int, Registration] = {}
+        self.samplers: list[SensorSampler] = []
+        self.sender: Sender | None = None
+        self.host_root = host_root
+        self._started = False
+        self._build_tree()
+        self.tree.on_structure_change(self._structure_changed)
+
+    # -- building ---------------------------------------------------------------
+
+    def _build_tree(self) -> None:
+        cfg = self.config
+        self.tree.ensure_object(SECURITY_OID)
+        self.tree.ensure_object(1)
+        for iid, server in enumerate(cfg.servers):
+            self.tree.add_instance(build_security_instance(self.catalog, iid, server))
+            trigger = functools.partial(self.request_update, server.short_id)
+            inst = build_server_instance(self.catalog, iid, server, update_trigger=trigger)
+            self.tree.add_instance(inst)
+            self.accounts[server.short_id] = ServerAccount(server, inst, cfg.device.endpoint)
+        self._build_device()
+        for sensor_cfg in cfg.sensors:
+            sensor = create_sensor(sensor_cfg.driver, sensor_cfg.options, simulate=self.simulate)
+            instances = build_sensor_instances(
+                self.tree, sensor, sensor_cfg.objects, sensor_cfg.instances
+            )
+            self.samplers.append(SensorSampler(sensor, instances, sensor_cfg.interval))
+
+    def _build_device(self) -> None:
+        dev = self.config.device
+        facts = read_host_facts(self.host_root)
+        definition = self.catalog.get(3)
+        assert definition is not None
+        firmware = f"{facts.os_release or 'Linux'}; lwm2md {__version__}"
+        letters = {letter for s in self.config.servers for letter in s.binding if letter in "US"}
+        bindings = "".join(sorted(letters)) or "U"
+        inst = build_device_instance(
+            definition,
+            facts,
+            manufacturer=dev.manufacturer,
+            model=dev.model,
+            serial=dev.serial,
+            hardware_version=dev.hardware_version,
+            firmware_version=firmware,
+            reboot=run_command(dev.reboot_command, "reboot"),
+            factory_reset=run_command(dev.factory_reset_command, "factory reset"),
+            binding_modes=bindings,
+            clock=self.clock,
+            timezone=dev.timezone,
+            utc_offset=dev.utc_offset,
+        )
+        self.tree.add_instance(inst)
+
+    # -- server-facing helpers ------------------------------------------------------
+
+    def _default_periods(self, ssid: int) -> tuple[int, int]:
+        account = self.accounts.get(ssid)
+        return account.default_periods() if account else (0, 0)
+
+    def _preferred_format(self, ssid: int) -> int:
+        account = self.accounts.get(ssid)
+        if account is None:
+            return ContentFormat.SENML_CBOR
+        if account.config.lwm2m_version == "1.0":
+            return ContentFormat.TLV
+        return FORMAT_NAMES.get(account.config.content_format, ContentFormat.SENML_CBOR)
+
+    def registration_links(self, ssid: int) -> str:
+        """The Register/Update payload: root link, then objects and instances (no /0)."""
+        links = [Link("/", {"rt": '"oma.lwm2m"', "ct": str(self._preferred_format(ssid))})]
+        for obj in self.tree.objects():
+            if obj.oid == SECURITY_OID:
+                continue
+            attrs: dict[str, str | None] = {}
+            if obj.definition.version != "1.0":
+                attrs["ver"] = obj.definition.version
+            if not obj.instances or attrs:
+                links.append(Link(f"/{obj.oid}", attrs))
+            for iid in sorted(obj.instances):
+                links.append(Link(f"/{obj.oid}/{iid}", {}))
+        return format_links(links)
+
+    def request_update(self, ssid: int | None = None) -> None:
+        """Ask one server (or all) for a registration Update."""
+        for reg_ssid, reg in self.registrations.items():
+            if ssid is None or ssid == reg_ssid:
+                reg.request_update()
+
+    def _structure_changed(self) -> None:
+        if self._started:
+            self.request_update()
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the endpoint and start registrations, sampling and Send."""
+        ep_cfg = self.config.endpoint
+        await self.endpoint.start(ep_cfg.bind_address, ep_cfg.local_port)
+        LOG.info("CoAP endpoint bound on port %d", self.endpoint.local_port)
+        for sampler in self.samplers:
+            sampler.start(self.clock)
+        for account in self.accounts.values():
+            await self._start_registration(account.config)
+        send_cfg = self.config.send
+        if send_cfg.enabled and send_cfg.paths:
+            self.sender = Sender(
+                self.dm, self.clock, [Path.parse(p) for p in send_cfg.paths], send_cfg.interval,
+                lambda: self._registered_requester(send_cfg.short_id),
+            )
+            self.sender.start()
+        self._started = True
+
+    async def _start_registration(self, server: ServerConfig) -> None:
+        account = self.accounts[server.short_id]
+        try:
+            peer = await resolve_peer(server.host, server.port)
+        except Exception as exc:
+            LOG.warning("server %d: %s; will retry on registration", server.short_id, exc)
+            peer = (server.host, server.port)
+        self.endpoint.peers.set(server.short_id, peer)
+        registration = Registration(
+            server.short_id,
+            self.endpoint.requester(peer[0], peer[1]),
+            self.clock,
+            account.params,
+            functools.partial(self.registration_links, server.short_id),
+        )
+        self.registrations[server.short_id] = registration
+        registration.start()
+
+    def _registered_requester(self, ssid: int | None) -> Requester | None:
+        for reg_ssid, reg in self.registrations.items():
+            if (ssid is None or ssid == reg_ssid) and reg.state is State.REGISTERED:
+                return reg.requester
+        return None
+
+    def status(self) -> str:
+        """One line describing every server connection."""
+        return "; ".join(reg.describe() for reg in self.registrations.values()) or "no servers"
+
+    async def stop(self) -> None:
+        """De-register from every server (bounded in time) and release everything."""
+        self._started = False
+        if self.sender is not None:
+            await self.sender.stop()
+        for sampler in self.samplers:
+            await sampler.stop()
+        await asyncio.gather(*(reg.stop(deregister=True) for reg in self.registrations.values()))
+        for ssid in list(self.accounts):
+            self.observe.stop_server(ssid)
+        await self.endpoint.close()
+
+    # -- inspection -------------------------------------------------------------
+
+    def snapshot(self) -> list[tuple[LwM2MObject, list[Record]]]:
+        """Every object with its readable values (for ``lwm2md objects``); /0 shows no secrets."""
+        out: list[tuple[LwM2MObject, list[Record]]] = []
+        for obj in self.tree.objects():
+            if obj.oid == SECURITY_OID:
+                out.append((obj, []))
+                continue
+            try:
+                records = self.dm.read(Path(obj.oid))
+            except Exception as exc:  # a faulty sensor must not hide the rest
+                LOG.warning("cannot read /%d: %s", obj.oid, exc)
+                records = []
+            out.append((obj, records))
+        return out
+
+
+def sample_once(samplers: Sequence[SensorSampler]) -> None:
+    """Take one sample from every sensor synchronously (for ``lwm2md objects``)."""
+    for sampler in samplers:
+        sampler.sample_now()

@@ -1,0 +1,131 @@
+"""The ``lwm2md`` command: run, check-config, objects, demo.
+
+Exit codes: 0 success, 78 (EX_CONFIG) for a configuration that does not
+validate, 1 for other failures, 130 after Ctrl-C during the demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from lwm2md import __version__
+from lwm2md.config import DEFAULT_CONFIG_PATH, Config, load_config
+from lwm2md.errors import ConfigError
+from lwm2md.logsetup import setup_logging
+
+LOG = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lwm2md", description="LwM2M client daemon for Linux gateways")
+    parser.add_argument("--version", action="version", version=f"lwm2md {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the client daemon")
+    run.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="configuration file (TOML)")
+    run.add_argument("--simulate", action="store_true", help="use simulated hardware for every driver")
+    run.add_argument("--state-dir", help="state directory (default from the config)")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+    check = sub.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("config", nargs="?", default=DEFAULT_CONFIG_PATH)
+
+    objects = sub.add_parser("objects", help="print the object tree with current values")
+    objects.add_argument("--config", default=DEFAULT_CONFIG_PATH)
+    objects.add_argument("--simulate", action="store_true")
+
+    demo = sub.add_parser("demo", help="run the test server and a simulated client against it")
+    demo.add_argument("--duration", type=float, default=12.0, help="seconds of notifications to show")
+    return parser
+
+
+def _load(path: str) -> Config:
+    return load_config(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check-config":
+            config = _load(args.config)
+            print(f"{config.source}: OK ({len(config.servers)} server(s), {len(config.sensors)} sensor(s))")
+            return 0
+        if args.command == "run":
+            config = _load(args.config)
+            if args.state_dir:
+                config = dataclasses.replace(config, state_dir=args.state_dir)
+            setup_logging(args.log_level or config.logging.level)
+            return asyncio.run(run_daemon(config, simulate=args.simulate))
+        if args.command == "objects":
+            config = _load(args.config)
+            setup_logging("warning")
+            return print_objects(config, simulate=args.simulate)
+        if args.command == "demo":
+            from lwm2md.demo import run_demo
+
+            setup_logging("warning")
+            try:
+                return asyncio.run(run_demo(args.duration))
+            except KeyboardInterrupt:
+                return 130
+    except ConfigError as exc:
+        print(f"lwm2md: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 1
+
+
+async def run_daemon(config: Config, *, simulate: bool) -> int:
+    """Run the client until SIGTERM or SIGINT, then De-register and return 0."""
+    from lwm2md.app import Client
+
+    client = Client(config, simulate=simulate)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await client.start()
+    except OSError as exc:
+        LOG.error("cannot bind the CoAP endpoint: %s", exc)
+        return 1
+    LOG.info("lwm2md %s running as endpoint %s", __version__, config.device.endpoint)
+    await stop.wait()
+    LOG.info("stopping: de-registering")
+    await client.stop()
+    LOG.info("stopped")
+    return 0
+
+
+def print_objects(config: Config, *, simulate: bool) -> int:
+    """Print every object, instance and resource value; never prints secrets."""
+    from lwm2md.app import Client, sample_once
+
+    client = Client(config, simulate=simulate)
+    sample_once(client.samplers)
+    for obj, records in client.snapshot():
+        definition = obj.definition
+        print(f"/{obj.oid} {definition.name} (ver {definition.version}, {len(obj.instances)} instance(s))")
+        if obj.oid == 0:
+            print("    (security credentials are not shown)")
+            continue
+        for record in records:
+            assert record.path.rid is not None
+            rdef = definition.resource(record.path.rid)
+            name = rdef.name if rdef else "?"
+            units = f" {rdef.units}" if rdef and rdef.units else ""
+            print(f"    {record.path} {name} = {_show(record.value)}{units}")
+    return 0
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return repr(value) if isinstance(value, str) else str(value)

@@ -1,0 +1,131 @@
+"""``lwm2md demo``: the test server plus a real daemon process with simulated hardware.
+
+The demo starts the in-repo LwM2M test server on a free loopback port,
+writes the embedded demo configuration (simulated BME280-like temperature
+and humidity sensors) pointing at it, and runs ``lwm2md run --simulate`` as a
+child process. Then it acts as the server operator: waits for the
+registration, reads /3/0, writes attributes and observes the temperature,
+prints the notifications, and finally stops the daemon (SIGTERM), which
+De-registers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Awaitable
+from pathlib import Path as FsPath
+from typing import TypeVar
+
+from lwm2md.model.types import Record
+from lwm2md.testing.server import TestServer
+
+T = TypeVar("T")
+
+DEMO_ENDPOINT = "lwm2md-demo"
+
+DEMO_CONFIG = """\
+# The embedded demo configuration: simulated sensors, one local test server.
+[device]
+endpoint = "{endpoint}"
+manufacturer = "lwm2md demo"
+model = "simulated gateway"
+
+[[server]]
+uri = "{uri}"
+short_id = 1
+lifetime = 60
+binding = "U"
+
+[[sensor]]
+driver = "simulated"
+objects = [3303, 3304]
+interval = 1.0
+
+[send]
+paths = ["/3303/0/5700", "/3304/0/5700"]
+interval = 5.0
+
+[logging]
+level = "info"
+"""
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _show_records(records: list[Record] | None) -> str:
+    if not records:
+        return "(nothing)"
+    return ", ".join(f"{r.path}={r.value!r}" for r in records)
+
+
+async def _pump(stream: asyncio.StreamReader) -> None:
+    while line := await stream.readline():
+        _say("  daemon | " + line.decode(errors="replace").rstrip())
+
+
+async def _unless_exits(child: asyncio.subprocess.Process, work: Awaitable[T]) -> T:
+    """Await ``work`` but fail at once if the daemon process exits meanwhile."""
+    job = asyncio.ensure_future(work)
+    died = asyncio.ensure_future(child.wait())
+    done, _ = await asyncio.wait({job, died}, return_when=asyncio.FIRST_COMPLETED)
+    died.cancel()
+    if job not in done:
+        job.cancel()
+        raise RuntimeError(f"the daemon exited with {child.returncode} before registering")
+    return job.result()
+
+
+async def run_demo(duration: float = 12.0) -> int:
+    """Run the demo; returns 0 when the daemon registered, reported and De-registered."""
+    server = await TestServer.start("127.0.0.1", 0, log=lambda line: _say("  server | " + line))
+    workdir = tempfile.mkdtemp(prefix="lwm2md-demo-")
+    config_path = FsPath(workdir) / "lwm2md.toml"
+    config_path.write_text(DEMO_CONFIG.format(endpoint=DEMO_ENDPOINT, uri=server.uri))
+    _say(f"test server listening on {server.uri}; starting the daemon with {config_path}")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lwm2md", "run", "--simulate", "--config", str(config_path),
+        "--state-dir", workdir, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert child.stderr is not None
+    pump = asyncio.get_running_loop().create_task(_pump(child.stderr))
+    ok = False
+    try:
+        reg = await _unless_exits(child, server.wait_registered(DEMO_ENDPOINT, timeout=15))
+        _say(f"registered: {reg.endpoint} lifetime={reg.lifetime}s objects={' '.join(reg.objects)}")
+        device = await server.read(DEMO_ENDPOINT, "/3/0")
+        _say(f"read /3/0 -> {device.code}: {_show_records(device.records)}")
+        await server.write_attributes(DEMO_ENDPOINT, "/3303/0/5700", pmin=1, pmax=4)
+        obs = await server.observe(DEMO_ENDPOINT, "/3303/0/5700")
+        _say(f"observing /3303/0/5700, first value {_show_records(obs.first.records)}")
+        deadline = asyncio.get_running_loop().time() + duration
+        while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                note = await asyncio.wait_for(obs.notifications.get(), remaining)
+            except TimeoutError:
+                break
+            _say(f"notification: {_show_records(note.records)}")
+        cancelled = await obs.cancel()
+        _say(f"observation cancelled -> {cancelled.code}")
+        ok = True
+    finally:
+        if child.returncode is None:
+            child.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(child.wait(), 10)
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(pump, 2)
+        deregistered = DEMO_ENDPOINT not in server.registrations
+        await server.stop()
+    _say(f"daemon exited with {child.returncode}; de-registered: {'yes' if deregistered else 'no'}")
+    return 0 if ok and deregistered and child.returncode == 0 else 1

@@ -1,0 +1,241 @@
+"""Map a server's CoAP request onto a DM / Information Reporting operation.
+
+Transport-neutral: the CoAP edge turns each incoming request into an
+:class:`InboundRequest`, calls :meth:`RequestDispatcher.handle` and renders the
+:class:`Outcome` (or the raised :class:`~lwm2md.errors.Lwm2mError`).
+
+Content negotiation: a response uses the request's Accept when given
+(NotAcceptable when it cannot carry the value); without one, a single value
+goes out as text/plain (opaque for Opaque resources) and anything larger in
+the server's preferred format.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from lwm2md import codec
+from lwm2md.codec import ContentFormat
+from lwm2md.codec.linkformat import format_links
+from lwm2md.engine.attributes import parse_query
+from lwm2md.engine.dm import DeviceManagement
+from lwm2md.engine.observe import Observation, ObserveEngine
+from lwm2md.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotAcceptable,
+    UnsupportedContentFormat,
+    code_byte,
+)
+from lwm2md.model.path import Path
+from lwm2md.model.types import Operations, Record, ResourceType
+
+LOG = logging.getLogger(__name__)
+
+CONTENT = code_byte(2, 5)
+CHANGED = code_byte(2, 4)
+CREATED = code_byte(2, 1)
+DELETED = code_byte(2, 2)
+
+DATA_FORMATS = frozenset(
+    {
+        ContentFormat.TEXT,
+        ContentFormat.OPAQUE,
+        ContentFormat.CBOR,
+        ContentFormat.TLV,
+        ContentFormat.OMA_JSON,
+        ContentFormat.SENML_JSON,
+        ContentFormat.SENML_CBOR,
+        ContentFormat.LWM2M_CBOR,
+    }
+)
+COMPOSITE_FORMATS = frozenset({ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.LWM2M_CBOR})
+
+
+@dataclass(frozen=True)
+class InboundRequest:
+    """A server's request, stripped of CoAP transport details."""
+
+    ssid: int
+    method: str  # GET, POST, PUT, DELETE, FETCH, IPATCH
+    path: Path
+    query: tuple[str, ...] = ()
+    payload: bytes = b""
+    content_format: int | None = None
+    accept: int | None = None
+    observe: int | None = None
+
+
+@dataclass
+class Outcome:
+    """A successful answer; ``observation`` is set when an observation starts."""
+
+    code: int
+    payload: bytes = b""
+    content_format: int | None = None
+    location: tuple[str, ...] = ()
+    observation: Observation | None = None
+    records: list[Record] = field(default_factory=list)
+
+
+def _noop_emit(obs: Observation, records: object, confirmable: bool) -> None:
+    LOG.debug("observation %d has no sender yet", obs.ident)
+
+
+class RequestDispatcher:
+    """Serve DM and Information Reporting requests for every server.
+
+    ``preferred_format(ssid)`` gives the server's format for multi-value
+    answers when no Accept is given.
+    """
+
+    def __init__(
+        self,
+        dm: DeviceManagement,
+        observe: ObserveEngine,
+        preferred_format: Callable[[int], int],
+    ) -> None:
+        self.dm = dm
+        self.observe = observe
+        self.preferred_format = preferred_format
+
+    async def handle(self, req: InboundRequest) -> Outcome:
+        """Serve ``req``; raises Lwm2mError with the response code on refusal."""
+        method = req.method
+        if method == "GET":
+            if req.accept == ContentFormat.LINK_FORMAT:
+                return self._discover(req)
+            return self._read(req)
+        if method == "PUT":
+            if not req.payload and req.content_format is None:
+                return self._write_attributes(req)
+            return self._write(req, replace=True)
+        if method == "POST":
+            return await self._post(req)
+        if method == "DELETE":
+            self.dm.delete(req.path)
+            return Outcome(DELETED)
+        if method == "FETCH":
+            return self._read_composite(req)
+        if method == "IPATCH":
+            return self._write_composite(req)
+        raise MethodNotAllowed(f"method {method} is not used by LwM2M")
+
+    # -- encoding -------------------------------------------------------------
+
+    def _is_single_value(self, path: Path) -> bool:
+        if path.level == 4:
+            return True
+        if path.level == 3:
+            rdef = self.dm.resolve(path)
+            return rdef is not None and not rdef.multiple
+        return False
+
+    def _choose_format(self, req: InboundRequest, path: Path) -> int:
+        if req.accept is not None:
+            if req.accept not in DATA_FORMATS:
+                raise _not_acceptable(req.accept)
+            return req.accept
+        if self._is_single_value(path):
+            rdef = self.dm.resolve(path.resource())
+            opaque = rdef is not None and rdef.type is ResourceType.OPAQUE
+            return ContentFormat.OPAQUE if opaque else ContentFormat.TEXT
+        return self.preferred_format(req.ssid)
+
+    def encode(self, fmt: int, path: Path, records: Sequence[Record]) -> bytes:
+        return codec.encode(fmt, path, records, self.dm.resolve)
+
+    def _decode(self, req: InboundRequest, base: Path) -> list[Record]:
+        if req.content_format is None:
+            raise BadRequest("a payload needs a Content-Format")
+        if req.content_format not in DATA_FORMATS:
+            raise UnsupportedContentFormat(f"content format {req.content_format} is not supported")
+        return codec.decode(req.content_format, req.payload, base, self.dm.resolve)
+
+    # -- operations -----------------------------------------------------------
+
+    def _read(self, req: InboundRequest) -> Outcome:
+        fmt = self._choose_format(req, req.path)
+        records = self.dm.read(req.path)
+        payload = self.encode(fmt, req.path, records)
+        outcome = Outcome(CONTENT, payload, fmt, records=records)
+        if req.observe == 0:
+            outcome.observation = Observation(req.ssid, (req.path,), _noop_emit)
+        return outcome
+
+    def _read_composite(self, req: InboundRequest) -> Outcome:
+        if req.path.level != 0:
+            raise MethodNotAllowed("Read-Composite is sent to the root path")
+        fmt_in = req.content_format
+        if fmt_in is None or fmt_in not in COMPOSITE_FORMATS:
+            raise UnsupportedContentFormat("Read-Composite needs SenML or LwM2M CBOR")
+        paths = codec.decode_paths(fmt_in, req.payload)
+        if not paths:
+            raise BadRequest("Read-Composite names no path")
+        fmt = req.accept if req.accept is not None else fmt_in
+        if fmt not in COMPOSITE_FORMATS:
+            raise _not_acceptable(fmt)
+        records = self.dm.read_composite(paths)
+        outcome = Outcome(CONTENT, self.encode(fmt, Path(), records), fmt, records=records)
+        if req.observe == 0:
+            outcome.observation = Observation(req.ssid, tuple(paths), _noop_emit, composite=True)
+        return outcome
+
+    def _discover(self, req: InboundRequest) -> Outcome:
+        depth: int | None = None
+        for item in req.query:
+            name, _, value = item.partition("=")
+            if name == "depth":
+                if value not in ("0", "1", "2", "3"):
+                    raise BadRequest("depth must be 0..3")
+                depth = int(value)
+        links = self.dm.discover(req.path, req.ssid, depth)
+        return Outcome(CONTENT, format_links(links).encode(), ContentFormat.LINK_FORMAT)
+
+    def _write(self, req: InboundRequest, *, replace: bool) -> Outcome:
+        records = self._decode(req, req.path)
+        self.dm.write(req.path, records, replace=replace)
+        return Outcome(CHANGED)
+
+    def _write_attributes(self, req: InboundRequest) -> Outcome:
+        if not req.query:
+            raise BadRequest("Write-Attributes needs attributes")
+        update = parse_query(req.query)
+        numeric = self.dm.attribute_target(req.path)
+        self.dm.attributes.apply(req.ssid, req.path, update, numeric=numeric)
+        self.observe.attributes_changed(req.ssid)
+        return Outcome(CHANGED)
+
+    def _write_composite(self, req: InboundRequest) -> Outcome:
+        if req.path.level != 0:
+            raise MethodNotAllowed("Write-Composite is sent to the root path")
+        if req.content_format not in COMPOSITE_FORMATS:
+            raise UnsupportedContentFormat("Write-Composite needs SenML or LwM2M CBOR")
+        records = self._decode(req, Path())
+        self.dm.write_composite(records)
+        return Outcome(CHANGED)
+
+    async def _post(self, req: InboundRequest) -> Outcome:
+        path = req.path
+        if path.level == 1:
+            records = self._decode(req, path) if req.payload else []
+            iid = self.dm.create(path, records)
+            return Outcome(CREATED, location=(str(path.oid), str(iid)))
+        if path.level == 2:
+            return self._write(req, replace=False)
+        if path.level == 3:
+            rdef = self.dm.resolve(path)
+            if rdef is not None and rdef.operations & Operations.E:
+                args = req.payload.decode("ascii", errors="replace") if req.payload else None
+                if req.payload and not req.payload.isascii():
+                    raise BadRequest("Execute arguments must be ASCII")
+                await self.dm.execute(path, args)
+                return Outcome(CHANGED)
+            return self._write(req, replace=False)
+        raise MethodNotAllowed("POST is not allowed on this path")
+
+
+def _not_acceptable(fmt: int) -> NotAcceptable:
+    return NotAcceptable(f"content format {fmt} cannot be produced")

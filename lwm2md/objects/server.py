@@ -1,0 +1,147 @@
+"""Security (/0) and Server (/1) instances for the configured server accounts.
+
+Factory bootstrap: each ``[[server]]`` table becomes one Security instance
+and one Server instance with the same iid. :class:`ServerAccount` is the
+live view the registration engine reads before each request, so a server's
+Write to /1/x/1 (lifetime) or /1/x/7 (binding) takes effect at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from lwm2md.config import ServerConfig
+from lwm2md.engine.registration import RegistrationParams
+from lwm2md.errors import BadRequest
+from lwm2md.model.catalog import Catalog
+from lwm2md.model.types import ResourceData
+from lwm2md.objects.tree import ObjectInstance
+
+SECURITY_MODE_PSK = 0
+SECURITY_MODE_NOSEC = 3
+BINDING_LETTERS = frozenset("UQSNT")
+
+Trigger = Callable[[], None]
+
+
+def _set_defined(instance: ObjectInstance, values: dict[int, ResourceData]) -> None:
+    """Store the values whose resources the instance's definition has."""
+    for rid, data in values.items():
+        if instance.definition.resource(rid) is not None:
+            instance.set(rid, data)
+
+
+def build_security_instance(catalog: Catalog, iid: int, server: ServerConfig) -> ObjectInstance:
+    """The /0 instance for ``server`` (never reachable by DM servers)."""
+    definition = catalog.get(0)
+    assert definition is not None
+    inst = ObjectInstance(definition, iid)
+    psk = server.security == "psk"
+    _set_defined(inst, {
+        0: server.uri,
+        1: False,
+        2: SECURITY_MODE_PSK if psk else SECURITY_MODE_NOSEC,
+        3: (server.psk_identity or "").encode() if psk else b"",
+        4: b"",
+        5: (server.psk_key or b"") if psk else b"",
+        10: server.short_id,
+    })
+    return inst
+
+
+def _check_lifetime(data: ResourceData) -> None:
+    if isinstance(data, bool) or not isinstance(data, int) or data <= 0:
+        raise BadRequest("lifetime must be a positive number of seconds")
+
+
+def _check_binding(data: ResourceData) -> None:
+    if not isinstance(data, str) or not data or not set(data) <= BINDING_LETTERS:
+        raise BadRequest("binding must be letters from U, Q, S, N, T")
+
+
+def _check_period(data: ResourceData) -> None:
+    if isinstance(data, bool) or not isinstance(data, int) or data < 0:
+        raise BadRequest("a period must be a non-negative number of seconds")
+
+
+def build_server_instance(
+    catalog: Catalog,
+    iid: int,
+    server: ServerConfig,
+    *,
+    update_trigger: Trigger,
+    disable: Callable[[int], Awaitable[None] | None] | None = None,
+) -> ObjectInstance:
+    """The /1 instance for ``server``; executing /1/x/8 calls ``update_trigger``."""
+    definition = catalog.get(1)
+    assert definition is not None
+    inst = ObjectInstance(definition, iid)
+    _set_defined(inst, {
+        0: server.short_id,
+        1: server.lifetime,
+        2: server.default_pmin,
+        3: server.default_pmax,
+        5: server.disable_timeout,
+        6: server.notification_storing,
+        7: server.binding,
+        13: server.registration_priority if server.registration_priority is not None else 0,
+        14: server.initial_registration_delay,
+        15: server.registration_failure_block,
+        16: server.bootstrap_on_registration_failure,
+        17: server.communication_retry_count,
+        18: server.communication_retry_timer,
+        19: server.sequence_delay_timer,
+        20: server.sequence_retry_count,
+        21: server.trigger,
+    })
+    if server.registration_priority is None:
+        inst.remove(13)
+    inst.handle(1, write=_check_lifetime)
+    inst.handle(2, write=_check_period)
+    inst.handle(3, write=_check_period)
+    inst.handle(7, write=_check_binding)
+    inst.handle(8, execute=lambda _args: update_trigger())
+    if disable is not None and definition.resource(4) is not None:
+        inst.handle(4, execute=lambda _args: disable(server.short_id))
+    return inst
+
+
+@dataclass
+class ServerAccount:
+    """One server account: its config, its /1 instance and the endpoint name."""
+
+    config: ServerConfig
+    server: ObjectInstance
+    endpoint: str
+
+    @property
+    def ssid(self) -> int:
+        return self.config.short_id
+
+    def _int(self, rid: int, default: int) -> int:
+        try:
+            value = self.server.read(rid)
+        except Exception:
+            return default
+        return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+    def default_periods(self) -> tuple[int, int]:
+        """(default pmin, default pmax) from /1/x/2 and /1/x/3."""
+        return self._int(2, 0), self._int(3, 0)
+
+    def params(self) -> RegistrationParams:
+        """Registration parameters as the /1 instance says now."""
+        binding_value = self.server.read(7) if self.server.has(7) else self.config.binding
+        binding = binding_value if isinstance(binding_value, str) else self.config.binding
+        return RegistrationParams(
+            endpoint=self.endpoint,
+            lifetime=self._int(1, self.config.lifetime),
+            binding=binding,
+            lwm2m_version=self.config.lwm2m_version,
+            queue_mode="Q" in binding,
+            retry_count=self._int(17, self.config.communication_retry_count),
+            retry_timer=float(self._int(18, self.config.communication_retry_timer)),
+            sequence_delay=float(self._int(19, self.config.sequence_delay_timer)),
+            sequence_retry_count=self._int(20, self.config.sequence_retry_count),
+        )

@@ -1,0 +1,315 @@
+"""The one CoAP endpoint: one aiocoap context on one UDP socket.
+
+The same socket sends the client's requests (Register, Update, Send) and
+serves the servers' requests, so a server behind NAT reaches the client at
+the address it registered from. Requests from addresses that are not one of
+the client's servers are dropped without an answer (debug log line).
+
+This is the only module that touches aiocoap internals: the context is
+assembled by hand (token manager, a filtering message manager, the UDP6
+message interface) because aiocoap has no public hook for dropping
+requests before they are answered. Pinned to aiocoap 0.4.17.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiocoap
+from aiocoap import Code, Message
+from aiocoap.blockwise import Block1Spool, Block2Cache
+from aiocoap.messagemanager import MessageManager
+from aiocoap.numbers.types import CON, NON
+from aiocoap.tokenmanager import TokenManager
+from aiocoap.transports.udp6 import MessageInterfaceUDP6
+
+from lwm2md.engine.observe import Observation
+from lwm2md.engine.registration import CoapResponse, Requester, TransportError
+from lwm2md.engine.requests import InboundRequest, Outcome
+from lwm2md.errors import InternalError, Lwm2mError
+from lwm2md.model.path import Path
+from lwm2md.model.types import Record
+
+LOG = logging.getLogger(__name__)
+
+Peer = tuple[str, int]
+Handler = Callable[[InboundRequest], Awaitable[Outcome]]
+ObservationHooks = tuple[Callable[[Observation, list[Record]], None], Callable[[Observation], None]]
+Encoder = Callable[[int, Path, Sequence[Record]], bytes]
+
+_METHODS = {
+    Code.GET: "GET",
+    Code.POST: "POST",
+    Code.PUT: "PUT",
+    Code.DELETE: "DELETE",
+    Code.FETCH: "FETCH",
+    Code.iPATCH: "IPATCH",
+}
+
+
+def normalize_peer(host: str, port: int) -> Peer:
+    """Canonical (ip, port): IPv4-mapped IPv6 addresses become plain IPv4."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return (host, port)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (str(ip), port)
+
+
+def _remote_peer(remote: Any) -> Peer | None:
+    sockaddr = getattr(remote, "sockaddr", None)
+    if not sockaddr:
+        return None
+    return normalize_peer(str(sockaddr[0]), int(sockaddr[1]))
+
+
+async def resolve_peer(host: str, port: int) -> Peer:
+    """Resolve a server host name to a canonical (ip, port); TransportError when it fails."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise TransportError(f"cannot resolve {host}: {exc}") from None
+    if not infos:
+        raise TransportError(f"cannot resolve {host}")
+    address = infos[0][4]
+    return normalize_peer(str(address[0]), int(address[1]))
+
+
+class PeerTable:
+    """Which remote address belongs to which server short ID."""
+
+    def __init__(self) -> None:
+        self._by_peer: dict[Peer, int] = {}
+
+    def set(self, ssid: int, peer: Peer) -> None:
+        for known, owner in list(self._by_peer.items()):
+            if owner == ssid:
+                del self._by_peer[known]
+        self._by_peer[peer] = ssid
+
+    def remove(self, ssid: int) -> None:
+        for known, owner in list(self._by_peer.items()):
+            if owner == ssid:
+                del self._by_peer[known]
+
+    def ssid_for(self, peer: Peer | None) -> int | None:
+        return self._by_peer.get(peer) if peer is not None else None
+
+
+class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
+    """aiocoap's message manager, minus requests from unknown peers."""
+
+    def __init__(self, token_manager: Any, peers: PeerTable) -> None:
+        super().__init__(token_manager)
+        self._peers = peers
+
+    def dispatch_message(self, message: Message) -> None:
+        if message.code.is_request() and self._peers.ssid_for(_remote_peer(message.remote)) is None:
+            LOG.debug("dropping %s from unknown peer %s", message.code, message.remote.hostinfo)
+            return
+        super().dispatch_message(message)
+
+
+class _Site:
+    """aiocoap server site routing every request to the LwM2M dispatcher."""
+
+    def __init__(self, endpoint: CoapEndpoint) -> None:
+        self._endpoint = endpoint
+        self._block1 = Block1Spool()
+        self._block2 = Block2Cache()
+
+    async def render_to_pipe(self, pipe: Any) -> None:
+        request = self._block1.feed_and_take(pipe.request)
+        ssid = self._endpoint.peers.ssid_for(_remote_peer(request.remote))
+        if ssid is None:  # filtered earlier; a peer table change raced us
+            pipe.add_response(Message(code=Code.UNAUTHORIZED), is_last=True)
+            return
+        outcome_box: list[Outcome] = []
+
+        async def build() -> Message:
+            try:
+                outcome = await self._endpoint.handle(request, ssid)
+            except Lwm2mError as exc:
+                LOG.info("server %d: %s %s -> %s (%s)", ssid, request.code, _path_text(request),
+                         exc.dotted_code, exc)
+                return Message(code=Code(exc.code), payload=str(exc).encode()[:120])
+            except Exception:
+                LOG.exception("server %d: %s %s failed", ssid, request.code, _path_text(request))
+                return Message(code=Code(InternalError.code))
+            outcome_box.append(outcome)
+            return _outcome_message(outcome)
+
+        response = await self._block2.extract_or_insert(request, build)
+        response.opt.block1 = request.opt.block1
+        outcome = outcome_box[0] if outcome_box else None
+        if outcome is None or outcome.observation is None or not response.code.is_successful():
+            pipe.add_response(response, is_last=True)
+            return
+        self._endpoint.begin_observation(pipe, response, outcome)
+
+    async def needs_blockwise_assembly(self, request: Message) -> bool:
+        return False
+
+
+def _path_text(message: Message) -> str:
+    return "/" + "/".join(message.opt.uri_path)
+
+
+def _outcome_message(outcome: Outcome) -> Message:
+    msg = Message(code=Code(outcome.code), payload=outcome.payload)
+    if outcome.content_format is not None:
+        msg.opt.content_format = outcome.content_format
+    if outcome.location:
+        msg.opt.location_path = outcome.location
+    return msg
+
+
+class _CoapRequester(Requester):
+    """Confirmable requests to one server over the endpoint's socket."""
+
+    def __init__(self, endpoint: CoapEndpoint, host: str, port: int, timeout: float) -> None:
+        self._endpoint = endpoint
+        self._hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._timeout = timeout
+
+    async def request(
+        self,
+        method: str,
+        uri_path: Sequence[str],
+        query: Sequence[str] = (),
+        payload: bytes = b"",
+        content_format: int | None = None,
+    ) -> CoapResponse:
+        msg = Message(code=Code[method], mtype=CON, payload=payload,
+                      uri_path=tuple(uri_path), uri_query=tuple(query))
+        if content_format is not None:
+            msg.opt.content_format = content_format
+        msg.unresolved_remote = self._hostport
+        msg.requested_scheme = "coap"
+        context = self._endpoint.context
+        if context is None:
+            raise TransportError("endpoint is closed")
+        try:
+            response = await asyncio.wait_for(context.request(msg).response, self._timeout)
+        except (aiocoap.error.NetworkError, OSError, TimeoutError) as exc:
+            raise TransportError(f"{method} /{'/'.join(uri_path)}: {type(exc).__name__}") from None
+        return CoapResponse(int(response.code), tuple(response.opt.location_path), response.payload)
+
+
+class CoapEndpoint:
+    """The client's CoAP endpoint: bind, serve servers' requests, send our own.
+
+    ``handler`` serves a request (raising Lwm2mError to refuse);
+    ``observation_hooks`` are (start, stop) for the observe engine;
+    ``encode`` renders notification records.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[InboundRequest], Awaitable[Outcome]],
+        observation_hooks: ObservationHooks,
+        encode: Encoder,
+        *,
+        request_timeout: float = 100.0,
+    ) -> None:
+        self._handler = handler
+        self._start_observation, self._stop_observation = observation_hooks
+        self._encode = encode
+        self.request_timeout = request_timeout
+        self.peers = PeerTable()
+        self.context: aiocoap.Context | None = None
+        self._transport: Any = None
+
+    async def start(self, bind_address: str = "::", port: int = 0) -> None:
+        """Bind the socket (IPv4 and IPv6 on "::"); port 0 picks an ephemeral port."""
+        loop = asyncio.get_running_loop()
+        context = aiocoap.Context(loop=loop, serversite=_Site(self), loggername="lwm2md.coap")
+        tman = TokenManager(context)
+        mman = _FilteringMessageManager(tman, self.peers)
+        bind_host = bind_address
+        if bind_host in ("0.0.0.0", ""):
+            bind_host = "::"
+        transport = await MessageInterfaceUDP6.create_server_transport_endpoint(
+            mman, log=context.log, loop=loop, bind=(bind_host, port), multicast=[]
+        )
+        mman.message_interface = transport
+        tman.token_interface = mman
+        context.request_interfaces.append(tman)
+        self.context = context
+        self._transport = transport
+
+    @property
+    def local_port(self) -> int:
+        """The bound UDP port."""
+        sock = self._transport.transport.get_extra_info("socket")
+        return int(sock.getsockname()[1])
+
+    async def close(self) -> None:
+        if self.context is not None:
+            await self.context.shutdown()
+            self.context = None
+
+    def requester(self, host: str, port: int) -> Requester:
+        return _CoapRequester(self, host, port, self.request_timeout)
+
+    # -- serving ----------------------------------------------------------------
+
+    async def handle(self, request: Message, ssid: int) -> Outcome:
+        method = _METHODS.get(request.code)
+        if method is None:
+            from lwm2md.errors import MethodNotAllowed
+
+            raise MethodNotAllowed(f"{request.code} is not used by LwM2M")
+        inbound = InboundRequest(
+            ssid=ssid,
+            method=method,
+            path=Path.from_segments(tuple(request.opt.uri_path)),
+            query=tuple(request.opt.uri_query),
+            payload=request.payload,
+            content_format=_int_or_none(request.opt.content_format),
+            accept=_int_or_none(request.opt.accept),
+            observe=request.opt.observe,
+        )
+        LOG.debug("server %d: %s %s", ssid, method, inbound.path)
+        return await self._handler(inbound)
+
+    def begin_observation(self, pipe: Any, first: Message, outcome: Outcome) -> None:
+        """Send the first response of an observation and wire later notifications to ``pipe``."""
+        obs = outcome.observation
+        assert obs is not None
+        fmt = outcome.content_format if outcome.content_format is not None else 0
+        base = Path() if obs.composite else obs.paths[0]
+        sequence = [0]
+        first.opt.observe = 0
+
+        def emit(observation: Observation, result: list[Record] | Lwm2mError, confirmable: bool) -> None:
+            if isinstance(result, Lwm2mError):
+                pipe.add_response(Message(code=Code(result.code), mtype=CON), is_last=True)
+                return
+            try:
+                payload = self._encode(fmt, base, result)
+            except Lwm2mError as exc:
+                LOG.warning("observe %s: cannot encode notification (%s)", base, exc)
+                return
+            sequence[0] = (sequence[0] + 1) & 0xFFFFFF
+            msg = Message(code=Code.CONTENT, payload=payload, mtype=CON if confirmable else NON)
+            msg.opt.content_format = fmt
+            msg.opt.observe = sequence[0]
+            pipe.add_response(msg, is_last=False)
+
+        obs.emit = emit
+        pipe.add_response(first, is_last=False)
+        self._start_observation(obs, outcome.records)
+        pipe.on_interest_end(lambda: self._stop_observation(obs))
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
