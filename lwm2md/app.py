@@ -43,6 +43,8 @@ FORMAT_NAMES = {
     "lwm2m-cbor": ContentFormat.LWM2M_CBOR,
 }
 SECURITY_OID = 0
+SERVER_OID = 1
+REGISTRATION_RIDS = frozenset({1, 7})  # Lifetime, Binding
 
 
 class Client:
@@ -71,6 +73,8 @@ class Client:
             self.dispatcher.handle,
             (self.observe.start, self.observe.stop),
             self.dispatcher.encode,
+            ack_timeout=config.endpoint.ack_timeout,
+            max_retransmit=config.endpoint.max_retransmit,
         )
         self.registrations: dict[int, Registration] = {}
         self.samplers: list[SensorSampler] = []
@@ -79,6 +83,7 @@ class Client:
         self._started = False
         self._build_tree()
         self.tree.on_structure_change(self._structure_changed)
+        self.tree.on_value_change(self._value_changed)
 
     # -- building ---------------------------------------------------------------
 
@@ -159,6 +164,14 @@ class Client:
         for reg_ssid, reg in self.registrations.items():
             if ssid is None or ssid == reg_ssid:
                 reg.request_update()
+
+    def _value_changed(self, path: Path) -> None:
+        """A server's lifetime (/1/x/1) or binding (/1/x/7) changed: Update that server."""
+        if not self._started or path.oid != SERVER_OID or path.rid not in REGISTRATION_RIDS:
+            return
+        for ssid, account in self.accounts.items():
+            if account.server.iid == path.iid:
+                self.request_update(ssid)
 
     def _structure_changed(self) -> None:
         if self._started:

@@ -227,13 +227,14 @@ class RequestDispatcher:
             return self._write(req, replace=False)
         if path.level == 3:
             rdef = self.dm.resolve(path)
-            if rdef is not None and rdef.operations & Operations.E:
-                args = req.payload.decode("ascii", errors="replace") if req.payload else None
-                if req.payload and not req.payload.isascii():
-                    raise BadRequest("Execute arguments must be ASCII")
-                await self.dm.execute(path, args)
-                return Outcome(CHANGED)
-            return self._write(req, replace=False)
+            executable = rdef is not None and bool(rdef.operations & Operations.E)
+            if not executable and rdef is not None and rdef.multiple and req.content_format is not None:
+                return self._write(req, replace=False)  # partial update of a multiple resource
+            if req.payload and not req.payload.isascii():
+                raise BadRequest("Execute arguments must be ASCII")
+            args = req.payload.decode("ascii") if req.payload else None
+            await self.dm.execute(path, args)  # refuses non-executables with 4.05 (or 4.04/4.01)
+            return Outcome(CHANGED)
         raise MethodNotAllowed("POST is not allowed on this path")
 
 

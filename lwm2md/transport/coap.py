@@ -24,7 +24,7 @@ import aiocoap
 from aiocoap import Code, Message
 from aiocoap.blockwise import Block1Spool, Block2Cache
 from aiocoap.messagemanager import MessageManager
-from aiocoap.numbers.types import CON, NON
+from aiocoap.numbers.constants import TransportTuning
 from aiocoap.tokenmanager import TokenManager
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
@@ -172,6 +172,17 @@ def _outcome_message(outcome: Outcome) -> Message:
     return msg
 
 
+def make_tuning(ack_timeout: float, max_retransmit: int, reliable: bool) -> TransportTuning:
+    """CoAP transmission parameters (RFC 7252 4.8) for one kind of message."""
+
+    class Tuning(TransportTuning):  # type: ignore[misc]
+        ACK_TIMEOUT = ack_timeout
+        MAX_RETRANSMIT = max_retransmit
+        reliability = reliable
+
+    return Tuning()
+
+
 class _CoapRequester(Requester):
     """Confirmable requests to one server over the endpoint's socket."""
 
@@ -188,8 +199,8 @@ class _CoapRequester(Requester):
         payload: bytes = b"",
         content_format: int | None = None,
     ) -> CoapResponse:
-        msg = Message(code=Code[method], mtype=CON, payload=payload,
-                      uri_path=tuple(uri_path), uri_query=tuple(query))
+        msg = Message(code=Code[method], payload=payload, uri_path=tuple(uri_path),
+                      uri_query=tuple(query), transport_tuning=self._endpoint.reliable)
         if content_format is not None:
             msg.opt.content_format = content_format
         msg.unresolved_remote = self._hostport
@@ -219,11 +230,15 @@ class CoapEndpoint:
         encode: Encoder,
         *,
         request_timeout: float = 100.0,
+        ack_timeout: float = 2.0,
+        max_retransmit: int = 4,
     ) -> None:
         self._handler = handler
         self._start_observation, self._stop_observation = observation_hooks
         self._encode = encode
         self.request_timeout = request_timeout
+        self.reliable = make_tuning(ack_timeout, max_retransmit, True)
+        self.unreliable = make_tuning(ack_timeout, max_retransmit, False)
         self.peers = PeerTable()
         self.context: aiocoap.Context | None = None
         self._transport: Any = None
@@ -292,7 +307,8 @@ class CoapEndpoint:
 
         def emit(observation: Observation, result: list[Record] | Lwm2mError, confirmable: bool) -> None:
             if isinstance(result, Lwm2mError):
-                pipe.add_response(Message(code=Code(result.code), mtype=CON), is_last=True)
+                final = Message(code=Code(result.code), transport_tuning=self.reliable)
+                pipe.add_response(final, is_last=True)
                 return
             try:
                 payload = self._encode(fmt, base, result)
@@ -300,7 +316,8 @@ class CoapEndpoint:
                 LOG.warning("observe %s: cannot encode notification (%s)", base, exc)
                 return
             sequence[0] = (sequence[0] + 1) & 0xFFFFFF
-            msg = Message(code=Code.CONTENT, payload=payload, mtype=CON if confirmable else NON)
+            tuning = self.reliable if confirmable else self.unreliable
+            msg = Message(code=Code.CONTENT, payload=payload, transport_tuning=tuning)
             msg.opt.content_format = fmt
             msg.opt.observe = sequence[0]
             pipe.add_response(msg, is_last=False)

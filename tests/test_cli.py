@@ -1,0 +1,104 @@
+"""The lwm2md command as a user runs it: subprocesses, real exit codes, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from lwm2md import __version__
+from lwm2md.testing import TestServer
+from tests.integration.harness import run
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "config" / "lwm2md.toml"
+
+
+def lwm2md(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lwm2md", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_version() -> None:
+    result = lwm2md("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"lwm2md {__version__}"
+
+
+def test_check_config_accepts_the_example() -> None:
+    result = lwm2md("check-config", str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_check_config_names_file_and_key_and_exits_78(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[server]]\nuri = "coap://127.0.0.1"\nshort_id = 1\nlifetime = "long"\n')
+    result = lwm2md("check-config", str(bad))
+    assert result.returncode == 78
+    assert str(bad) in result.stderr and "server[0].lifetime" in result.stderr and "'long'" in result.stderr
+
+
+def test_psk_key_never_printed(tmp_path: Path) -> None:
+    bad = tmp_path / "psk.toml"
+    bad.write_text(
+        '[[server]]\nuri = "coaps://127.0.0.1"\nshort_id = 1\nsecurity = "psk"\n'
+        'psk_identity = "gw"\npsk_key = "c0ffee15bad"\n'
+    )
+    result = lwm2md("check-config", str(bad))
+    assert result.returncode == 78
+    assert "c0ffee15bad" not in result.stderr + result.stdout
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    result = lwm2md("run", "--config", str(tmp_path / "absent.toml"))
+    assert result.returncode == 78 and "absent.toml" in result.stderr
+
+
+def test_objects_prints_the_tree_with_values() -> None:
+    result = lwm2md("objects", "--config", str(EXAMPLE), "--simulate")
+    assert result.returncode == 0, result.stderr
+    assert "/3303 Temperature" in result.stdout
+    assert "/3303/0/5700 Sensor Value = " in result.stdout
+    assert "/3/0/0 Manufacturer" in result.stdout or "/3/0/3 Firmware Version" in result.stdout
+
+
+def test_run_registers_and_sigterm_deregisters(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        server = await TestServer.start("127.0.0.1", 0, log=lambda line: None)
+        config = tmp_path / "lwm2md.toml"
+        config.write_text(
+            f'[device]\nendpoint = "cli-gw"\n[[server]]\nuri = "{server.uri}"\nshort_id = 1\n'
+            '[[sensor]]\ndriver = "simulated"\nobjects = [3303]\n'
+        )
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lwm2md", "run", "--simulate", "--config", str(config),
+            "--state-dir", str(tmp_path), stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await server.wait_registered("cli-gw", timeout=20)
+            assert (await server.read("cli-gw", "/3303/0/5701")).payload == b"Cel"
+            child.send_signal(signal.SIGTERM)
+            event = await server.wait_event("deregister", endpoint="cli-gw", timeout=20)
+            assert event.reason == "deregister"
+            assert await asyncio.wait_for(child.wait(), 20) == 0
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+            await server.stop()
+        assert child.stderr is not None
+        log = (await child.stderr.read()).decode()
+        assert "registered at /rd/" in log and "de-registered" in log
+
+    run(scenario())
+
+
+def test_demo_runs_end_to_end() -> None:
+    result = lwm2md("demo", "--duration", "3", timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "registered: lwm2md-demo" in result.stdout
+    assert "notification: /3303/0/5700=" in result.stdout
+    assert "de-registered: yes" in result.stdout
