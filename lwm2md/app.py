@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Sequence
 
 from lwm2md import __version__
@@ -21,7 +22,7 @@ from lwm2md.drivers.system.linux import read_host_facts
 from lwm2md.engine.attributes import AttributeStore
 from lwm2md.engine.clock import Clock, LoopClock
 from lwm2md.engine.dm import DeviceManagement
-from lwm2md.engine.observe import ObserveEngine
+from lwm2md.engine.observe import DAY, ObserveEngine
 from lwm2md.engine.registration import Registration, Requester, State
 from lwm2md.engine.requests import RequestDispatcher
 from lwm2md.engine.send import Sender
@@ -62,12 +63,15 @@ class Client:
         self.config = config
         self.simulate = simulate
         self.clock: Clock = clock or LoopClock()
-        self.catalog = catalog or Catalog.builtin()
+        self.catalog = catalog or self._load_catalog(config.objects_dir)
         self.tree = ObjectTree(self.catalog)
         self.attributes = AttributeStore()
         self.dm = DeviceManagement(self.tree, self.attributes)
         self.accounts: dict[int, ServerAccount] = {}
-        self.observe = ObserveEngine(self.dm, self.attributes, self.clock, self._default_periods)
+        con_interval = 0.0 if config.endpoint.confirmable_notifications else DAY
+        self.observe = ObserveEngine(
+            self.dm, self.attributes, self.clock, self._default_periods, con_interval=con_interval
+        )
         self.dispatcher = RequestDispatcher(self.dm, self.observe, self._preferred_format)
         self.endpoint = CoapEndpoint(
             self.dispatcher.handle,
@@ -86,6 +90,14 @@ class Client:
         self.tree.on_value_change(self._value_changed)
 
     # -- building ---------------------------------------------------------------
+
+    @staticmethod
+    def _load_catalog(objects_dir: str) -> Catalog:
+        """Built-in definitions plus DDF files from ``objects_dir`` (problems are logged)."""
+        catalog = Catalog.builtin()
+        if os.path.isdir(objects_dir):
+            catalog.load_directory(objects_dir)
+        return catalog
 
     def _build_tree(self) -> None:
         cfg = self.config

@@ -189,6 +189,7 @@ class EndpointConfig:
     local_port: int = 0
     ack_timeout: float = 2.0
     max_retransmit: int = 4
+    confirmable_notifications: bool = False  # False: NON, with a CON at least once a day
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,6 +522,7 @@ _COAP = _Table(
         "local_port": _ID16,
         "ack_timeout": _positive_number,
         "max_retransmit": _integer(0),
+        "confirmable_notifications": _boolean,
     }
 )
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from aiocoap.blockwise import Block1Spool
 
 from lwm2md.codec import ContentFormat
 from lwm2md.model.path import Path
@@ -203,5 +206,56 @@ def test_objlnk_and_opaque_round_trip_through_the_wire() -> None:
             assert (await r.server.write(EP, "/1/0", link, replace=False)).code == "2.04"
             back = await r.server.read(EP, "/1/0/10", accept=ContentFormat.TLV)
             assert back.value == ObjLnk(11, 0)
+
+    run(scenario())
+
+
+def test_large_read_and_write_go_blockwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks: list[int] = []
+    original = Block1Spool.feed_and_take
+
+    def spy(self: Block1Spool, request: Any) -> Any:
+        if request.opt.block1 is not None:
+            blocks.append(request.opt.block1.block_number)
+        return original(self, request)
+
+    monkeypatch.setattr(Block1Spool, "feed_and_take", spy)
+
+    async def scenario() -> None:
+        async with rig() as r:
+            long_text = "Europe/" + "x" * 3000
+            written = await r.server.write(EP, "/3/0/15", long_text, fmt=ContentFormat.TEXT)
+            assert written.code == "2.04"
+            assert blocks == [0, 1, 2], "the 3 kB payload arrived in three Block1 blocks"
+            back = await r.server.read(EP, "/3/0", accept=ContentFormat.SENML_JSON)
+            assert back.code == "2.05"
+            assert len(back.payload) > 3000
+            assert values(back.records)["/3/0/15"] == long_text
+
+    run(scenario())
+
+
+def test_extra_objects_load_from_the_objects_dir(tmp_path: Any) -> None:
+    ddf = (
+        '<LWM2M><Object ObjectType="MODefinition"><Name>Widget</Name><ObjectID>33999</ObjectID>'
+        "<MultipleInstances>Multiple</MultipleInstances><Mandatory>Optional</Mandatory><Resources>"
+        '<Item ID="0"><Name>Level</Name><Operations>RW</Operations>'
+        "<MultipleInstances>Single</MultipleInstances><Mandatory>Mandatory</Mandatory>"
+        "<Type>Integer</Type></Item></Resources></Object></LWM2M>"
+    )
+    (tmp_path / "widget.xml").write_text(ddf)
+    (tmp_path / "broken.xml").write_text("<LWM2M><Object>")
+
+    async def scenario() -> None:
+        async with rig(objects_dir=str(tmp_path)) as r:
+            widget = r.client.catalog.get(33999)
+            assert widget is not None and widget.resources[0].name == "Level"
+            r.client.tree.add_object(
+                LwM2MObject(widget, factory=lambda iid: ObjectInstance(widget, iid), deletable=True)
+            )
+            # the test server does not know object 33999: hand-made TLV, instance 0 with /0 = 5
+            created = await r.server.create(EP, "/33999", bytes.fromhex("0300C10005"), fmt=ContentFormat.TLV)
+            assert created.code == "2.01"
+            assert (await r.server.read(EP, "/33999/0/0")).payload == b"5"
 
     run(scenario())

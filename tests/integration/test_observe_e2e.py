@@ -171,3 +171,14 @@ def test_faulty_sensor_read_is_5_00_and_recovers() -> None:
             assert (await r.server.read(EP, "/3303/0/5700")).payload == b"21.0"
 
     run(scenario())
+
+
+def test_confirmable_notifications_when_configured() -> None:
+    async def scenario() -> None:
+        async with rig(coap={"confirmable_notifications": True}) as r:
+            await r.sample(temperature=20.0)
+            obs = await r.server.observe(EP, "/3303/0/5700")
+            await r.sample(temperature=21.0)
+            assert (await obs.next()).message.mtype.name == "CON"
+
+    run(scenario())
