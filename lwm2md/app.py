@@ -158,7 +158,7 @@ class Client:
 
     def registration_links(self, ssid: int) -> str:
         """The Register/Update payload: root link, then objects and instances (no /0)."""
-        links = [Link("/", {"rt": '"oma.lwm2m"', "ct": str(self._preferred_format(ssid))})]
+        links = [Link("/", {"rt": "oma.lwm2m", "ct": str(self._preferred_format(ssid))})]
         for obj in self.tree.objects():
             if obj.oid == SECURITY_OID:
                 continue

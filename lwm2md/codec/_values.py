@@ -105,8 +105,10 @@ def single_record(base: Path, records: Sequence[Record]) -> Record:
     """The one record a single-value format can carry, else NotAcceptable."""
     if base.level < 3:
         raise NotAcceptable(f"{base} is not a single resource or resource instance")
-    if len(records) != 1 or records[0].path != base:
+    if len(records) != 1:
         raise NotAcceptable(f"{base} has {len(records)} values; the format carries exactly one")
+    if records[0].path != base:
+        raise NotAcceptable(f"value at {records[0].path}, not at the target {base}")
     return records[0]
 
 

@@ -338,11 +338,7 @@ def _encode(obj: object, out: bytearray, depth: int) -> None:
 
 def item_from_value(rtype: ResourceType, value: Value) -> object:
     """The CBOR item for a checked LwM2M value (Objlnk as ``"oid:iid"`` text, Time as integer)."""
-    if isinstance(value, ObjLnk):
-        return format_objlnk(value)
-    if rtype is ResourceType.FLOAT and not isinstance(value, bool) and isinstance(value, int):
-        return float(value)
-    return value
+    return format_objlnk(value) if isinstance(value, ObjLnk) else value
 
 
 def value_from_item(rtype: ResourceType, item: object, path: Path) -> Value:

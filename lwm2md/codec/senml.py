@@ -19,7 +19,6 @@ every record has one, else an absolute ``t`` per timed record.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from lwm2md.codec._values import (
     float_value,
     format_objlnk,
     int_value,
+    json_number,
     load_json,
     name_base,
     name_to_path,
@@ -255,24 +255,21 @@ def _plan(
         if index == 0 and prefix.level > 0:
             entry["bn"] = f"{prefix}/"
         if index == 0 and base_time is not None:
-            entry["bt"] = _number(base_time, as_json)
+            entry["bt"] = _number(base_time)
         entry["n"] = relative_name(prefix, record.path) if prefix.level > 0 else str(record.path)
         field = _field_for(definition.type)
         entry[field] = _raw(value, as_json)
         if record.time is not None:
             offset = record.time if base_time is None else record.time - base_time
             if base_time is None or offset != 0:
-                entry["t"] = _number(offset, as_json)
+                entry["t"] = _number(offset)
         out.append(entry)
     return out
 
 
-def _number(value: float, as_json: bool) -> int | float:
-    if as_json:
-        finite_or_not_acceptable(value, "SenML JSON")
-    if math.isfinite(value) and value.is_integer():
-        return int(value)
-    return value
+def _number(value: float) -> int | float:
+    """A time for output: finite (NotAcceptable otherwise), an int when exactly integral."""
+    return json_number(finite_or_not_acceptable(value, "SenML time"))
 
 
 def _raw(value: Value, as_json: bool) -> object:

@@ -5,8 +5,9 @@ Each TLV is a type byte (bits 7-6: 00 Object Instance, 01 Resource Instance,
 4-3: length field of 0/8/16/24 bits; bits 2-0: the length itself when the length
 field is absent), the identifier, the length and the value.
 
-Values: integers (Integer, Time) as the shortest two's complement of 1/2/4/8
-bytes; Unsigned as the shortest unsigned 1/2/4/8 bytes; Float as 4 bytes when
+Values: integers as the shortest two's complement of 1/2/4/8 bytes, Unsigned
+included (so a peer reading it as signed or unsigned gets the same number; only
+2**63 and above use 8 unsigned bytes), and decoded as unsigned; Float as 4 bytes when
 that is exact, else 8; Boolean as one byte 0/1; Objlnk as two 16-bit ids;
 String/Corelnk as UTF-8; Opaque as is.
 
@@ -113,13 +114,17 @@ def parse(data: bytes) -> list[Tlv]:
 # --- values ----------------------------------------------------------------------------------------
 
 
-def _int_bytes(value: int, signed: bool) -> bytes:
+def _int_bytes(value: int) -> bytes:
+    """Shortest two's complement of 1/2/4/8 bytes; 8 unsigned bytes for 2**63..2**64-1."""
     for size in (1, 2, 4, 8):
         try:
-            return value.to_bytes(size, "big", signed=signed)
+            return value.to_bytes(size, "big", signed=True)
         except OverflowError:
             continue
-    raise NotAcceptable(f"integer {value} does not fit 64 bits")
+    try:
+        return value.to_bytes(8, "big")
+    except OverflowError:
+        raise NotAcceptable(f"integer {value} does not fit 64 bits") from None
 
 
 def value_bytes(rtype: ResourceType, value: Value) -> bytes:
@@ -141,7 +146,7 @@ def value_bytes(rtype: ResourceType, value: Value) -> bytes:
         if same == value or (same != same and value != value):
             return single
         return struct.pack(">d", value)
-    return _int_bytes(value, signed=rtype is not ResourceType.UNSIGNED)
+    return _int_bytes(value)
 
 
 def parse_value(rtype: ResourceType, raw: bytes, path: Path) -> Value:
@@ -263,6 +268,8 @@ def decode(payload: bytes, base: Path, resolve: TypeResolver) -> list[Record]:
                 if item.kind != RESOURCE_INSTANCE or item.ident != base.riid:
                     raise BadRequest(f"unexpected TLV in a payload for {base}")
             _resource_instances(base.parent, inner, resolve, out)
+    if len({r.path for r in out}) != len(out):
+        raise BadRequest("TLV payload gives a value twice")
     return out
 
 

@@ -7,7 +7,7 @@ from codec_support import DEVICE_RECORDS, SPEC_RESOLVE, rec
 
 from lwm2md import codec
 from lwm2md.codec import ContentFormat
-from lwm2md.errors import BadRequest, NotAcceptable, NotFound, UnsupportedContentFormat
+from lwm2md.errors import BadRequest, InternalError, NotAcceptable, NotFound, UnsupportedContentFormat
 from lwm2md.model import Path, ResourceDef
 
 RECORD_FORMATS = [f for f in ContentFormat if f is not ContentFormat.LINK_FORMAT]
@@ -25,7 +25,7 @@ def test_content_format_numbers() -> None:
         "OMA_JSON": 11543,
         "LWM2M_CBOR": 11544,
     }
-    assert codec.SINGLE_VALUE_FORMATS == {ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.CBOR}
+    assert {ContentFormat.TEXT, ContentFormat.OPAQUE, ContentFormat.CBOR} == codec.SINGLE_VALUE_FORMATS
 
 
 def test_is_supported() -> None:
@@ -85,3 +85,36 @@ def test_decode_errors_are_bad_request_subclasses() -> None:
     """CborError is a BadRequest so callers need only the contract's three classes."""
     with pytest.raises(BadRequest):
         codec.decode(ContentFormat.SENML_CBOR, b"\xff", Path(), SPEC_RESOLVE)
+
+
+@pytest.mark.parametrize("fmt", RECORD_FORMATS)
+def test_encoders_refuse_records_that_do_not_fit(fmt: int) -> None:
+    """Records above resource level, of the wrong Python type or outside the target are caller bugs."""
+    cases = [
+        (Path(3, 0), [rec("/3/0", 1)]),
+        (Path(3, 0, 9), [rec("/3/0/9", "100")]),
+        (Path(3, 0, 9), [rec("/3/0/9", 2**63)]),
+        (Path(3, 0, 9), [rec("/3/0/10", 1)]),
+        (Path(3, 0, 6), [rec("/3/0/6", 1)]),
+    ]
+    for base, records in cases:
+        with pytest.raises((InternalError, NotAcceptable)):
+            codec.encode(fmt, base, records, SPEC_RESOLVE)
+
+
+def test_encode_value_coercions() -> None:
+    """Integers for Float resources and bytearrays for Opaque ones are accepted and normalized."""
+    payload = codec.encode(ContentFormat.TLV, Path(6, 0, 0), [rec("/6/0/0", 2)], SPEC_RESOLVE)
+    assert payload == bytes.fromhex("c40040000000")
+    payload = codec.encode(
+        ContentFormat.OPAQUE, Path(0, 0, 3), [rec("/0/0/3", bytearray(b"k"))], SPEC_RESOLVE
+    )
+    assert payload == b"k"
+    with pytest.raises(InternalError):
+        codec.encode(ContentFormat.TLV, Path(6, 0, 0), [rec("/6/0/0", 10**400)], SPEC_RESOLVE)
+    with pytest.raises(InternalError):
+        codec.encode(ContentFormat.TLV, Path(65, 0, 0, 0), [rec("/65/0/0/0", (1, 2))], SPEC_RESOLVE)
+    with pytest.raises(NotAcceptable):
+        codec.encode(ContentFormat.TLV, Path(65, 0, 0, 0), [], SPEC_RESOLVE)
+    with pytest.raises(NotFound):
+        codec.encode(ContentFormat.SENML_JSON, Path(3, 0), [rec("/3/0/99", 1)], SPEC_RESOLVE)

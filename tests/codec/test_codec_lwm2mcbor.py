@@ -32,7 +32,9 @@ READ_1 = hexbytes(
     " 01 a7 00 18 66 01 1a 00015180 02 19 0258 03 19 1770 05 1a 00015180 06 f4 07 61 55"
 )
 COMPOSITE = hexbytes("a2 82 03 00 a2 00" + OMA + "09 18 64 83 01 00 01 1a 00015180")
-CREATE_2_5 = hexbytes("a1 82 02 05 a4 00 05 01 00 82 02 18 66 00 03 18 65")  # {[2, 5]: {0: 5, 1: 0, [2, 102]: 0, 3: 101}}
+CREATE_2_5 = hexbytes(
+    "a1 82 02 05 a4 00 05 01 00 82 02 18 66 00 03 18 65"
+)  # {[2, 5]: {0: 5, 1: 0, [2, 102]: 0, 3: 101}}
 CREATE_2_NO_ID = hexbytes("a1 82 02 19 ffff a4 00 05 01 00 82 02 18 66 00 03 18 65")
 
 
@@ -43,7 +45,11 @@ CREATE_2_NO_ID = hexbytes("a1 82 02 19 ffff a4 00 05 01 00 82 02 18 66 00 03 18 
         (Path(3, 0, 6), READ_3_0_6, [rec("/3/0/6/0", 1), rec("/3/0/6/1", 5)]),
         (Path(3, 0), READ_3_0, DEVICE_RECORDS),
         (Path(1), READ_1, SERVER_RECORDS),
-        (Path(), COMPOSITE, [rec("/3/0/0", "Open Mobile Alliance"), rec("/3/0/9", 100), rec("/1/0/1", 86400)]),
+        (
+            Path(),
+            COMPOSITE,
+            [rec("/3/0/0", "Open Mobile Alliance"), rec("/3/0/9", 100), rec("/1/0/1", 86400)],
+        ),
     ],
     ids=["7.5.4.1", "7.5.4.2", "7.5.4.3", "7.5.4.4", "7.5.4.5"],
 )
@@ -53,7 +59,13 @@ def test_core_ts_examples_encode_and_decode(base: Path, payload: bytes, records:
 
 
 def test_spec_payload_sizes() -> None:
-    assert (len(READ_3_0_0_ARRAY_KEY), len(READ_3_0_0_NESTED), len(READ_3_0), len(READ_1), len(COMPOSITE)) == (
+    assert (
+        len(READ_3_0_0_ARRAY_KEY),
+        len(READ_3_0_0_NESTED),
+        len(READ_3_0),
+        len(READ_1),
+        len(COMPOSITE),
+    ) == (
         26,
         27,
         118,
@@ -173,6 +185,9 @@ def test_paths_with_null_values() -> None:
     payload = codec.encode_paths(LWM2M_CBOR, paths)
     assert payload == hexbytes("a4 83 03 00 00 f6 83 03 00 09 f6 01 f6 82 05 00 f6")
     assert codec.decode_paths(LWM2M_CBOR, payload) == paths
-    assert codec.decode_paths(LWM2M_CBOR, hexbytes("a1 03 a1 00 a2 00 f6 09 f6")) == [Path(3, 0, 0), Path(3, 0, 9)]
+    assert codec.decode_paths(LWM2M_CBOR, hexbytes("a1 03 a1 00 a2 00 f6 09 f6")) == [
+        Path(3, 0, 0),
+        Path(3, 0, 9),
+    ]
     with pytest.raises(BadRequest):
         codec.decode_paths(LWM2M_CBOR, hexbytes("a1 83 03 00 00 01"))

@@ -41,7 +41,12 @@ TYPES = resolver({9: [rdef(5, RT.OPAQUE), rdef(7, RT.OBJLNK), rdef(4, RT.BOOLEAN
 
 
 def test_value_fields() -> None:
-    records = [rec("/9/0/5", b"\x01\x02\x03\x04\x05"), rec("/9/0/7", ObjLnk(66, 0)), rec("/9/0/4", True), rec("/9/0/3", 2.5)]
+    records = [
+        rec("/9/0/5", b"\x01\x02\x03\x04\x05"),
+        rec("/9/0/7", ObjLnk(66, 0)),
+        rec("/9/0/4", True),
+        rec("/9/0/3", 2.5),
+    ]
     payload = codec.encode(OMA_JSON, Path(9, 0), records, TYPES)
     assert json.loads(payload) == {
         "bn": "/9/0/",
@@ -74,7 +79,9 @@ def test_timestamps() -> None:
     }
     assert codec.decode(OMA_JSON, payload, Path(3, 0, 9), SPEC_RESOLVE, now=fixed_now) == records
     relative = b'{"e":[{"n":"/3/0/9","v":1,"t":-5}]}'
-    assert codec.decode(OMA_JSON, relative, Path(), SPEC_RESOLVE, now=fixed_now) == [rec("/3/0/9", 1, fixed_now() - 5)]
+    assert codec.decode(OMA_JSON, relative, Path(), SPEC_RESOLVE, now=fixed_now) == [
+        rec("/3/0/9", 1, fixed_now() - 5)
+    ]
 
 
 def test_names_without_bn_are_relative_to_the_target() -> None:
@@ -111,3 +118,19 @@ def test_unknown_resource_and_nan() -> None:
         codec.decode(OMA_JSON, b'{"bn":"/3/0/","e":[{"n":"99","v":1}]}', Path(3, 0), SPEC_RESOLVE)
     with pytest.raises(NotAcceptable):
         codec.encode(OMA_JSON, Path(6, 0), [rec("/6/0/0", float("nan"))], SPEC_RESOLVE)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"e":[{"n":"/1/0/6","bv":1}]}',
+        b'{"e":[{"n":"/3/0/0","sv":1}]}',
+        b'{"e":[{"n":"/65/0/0/0","ov":66}]}',
+        b'{"e":[{"n":"/65/0/0/0","ov":"66"}]}',
+        b'{"e":[{"n":"/0/0/3","sv":"*"}]}',
+        b'{"e":[{"n":"/6/0/0","v":true}]}',
+    ],
+)
+def test_rejects_wrong_value_kinds(payload: bytes) -> None:
+    with pytest.raises(BadRequest):
+        codec.decode(OMA_JSON, payload, Path(), SPEC_RESOLVE)

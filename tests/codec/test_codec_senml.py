@@ -130,7 +130,9 @@ def test_read_composite_tables_7_5_6_6_to_12() -> None:
         Path(3, 0, 9),
         Path(1, 0, 1),
     ]
-    response = b'[{"n":"/3/0/0", "vs":"Open Mobile Alliance"},\n{"n" :"/3/0/9", "v":95},\n{"n":"/1/0/1", "v":86400}]'
+    response = (
+        b'[{"n":"/3/0/0", "vs":"Open Mobile Alliance"},\n{"n" :"/3/0/9", "v":95},\n{"n":"/1/0/1", "v":86400}]'
+    )
     assert codec.decode(JSON, response, Path(), SPEC_RESOLVE) == [
         rec("/3/0/0", "Open Mobile Alliance"),
         rec("/3/0/9", 95),
@@ -208,7 +210,10 @@ def test_bootstrap_pack_6_1_7_7() -> None:
 def test_write_multiple_resource_6_3_3_1() -> None:
     payload = b'[ { "n": "/34/0/1/1", "vs":"Yellow" },\n  { "n": "/34/0/1/3", "vs":"Blue" }]'
     resolve = resolver({34: [rdef(1, RT.STRING, True)]})
-    assert codec.decode(JSON, payload, Path(34, 0, 1), resolve) == [rec("/34/0/1/1", "Yellow"), rec("/34/0/1/3", "Blue")]
+    assert codec.decode(JSON, payload, Path(34, 0, 1), resolve) == [
+        rec("/34/0/1/1", "Yellow"),
+        rec("/34/0/1/3", "Blue"),
+    ]
 
 
 # RFC 8428 section 6: the CBOR representation of the multiple-measurement example.
@@ -255,13 +260,17 @@ def test_encode_uses_base_time_when_every_record_is_timed() -> None:
 def test_encode_mixed_timestamps_uses_absolute_t() -> None:
     records = [rec("/3/0/9", 90, 1_600_000_000.5), rec("/3/0/10", 5)]
     payload = codec.encode(CBOR, Path(3, 0), records, SPEC_RESOLVE)
-    assert payload == hexbytes("82 a4 21 65 2f332f302f 00 61 39 02 18 5a 06 fb 41d7d78400200000 a2 00 62 3130 02 05")
+    assert payload == hexbytes(
+        "82 a4 21 65 2f332f302f 00 61 39 02 18 5a 06 fb 41d7d78400200000 a2 00 62 3130 02 05"
+    )
     assert codec.decode(CBOR, payload, Path(3, 0), SPEC_RESOLVE, now=fixed_now) == records
 
 
 def test_relative_time_without_base_time() -> None:
     payload = b'[{"n":"/3/0/9","v":1,"t":-10}]'
-    assert codec.decode(JSON, payload, Path(), SPEC_RESOLVE, now=fixed_now) == [rec("/3/0/9", 1, fixed_now() - 10)]
+    assert codec.decode(JSON, payload, Path(), SPEC_RESOLVE, now=fixed_now) == [
+        rec("/3/0/9", 1, fixed_now() - 10)
+    ]
 
 
 # --- names, types and errors -----------------------------------------------------------------------
@@ -269,9 +278,15 @@ def test_relative_time_without_base_time() -> None:
 
 def test_root_target_uses_full_names_and_resource_target_uses_parent_bn() -> None:
     records = [rec("/3/0/9", 100), rec("/1/0/1", 86400)]
-    assert codec.encode(JSON, Path(), records, SPEC_RESOLVE) == b'[{"n":"/3/0/9","v":100},{"n":"/1/0/1","v":86400}]'
+    assert (
+        codec.encode(JSON, Path(), records, SPEC_RESOLVE)
+        == b'[{"n":"/3/0/9","v":100},{"n":"/1/0/1","v":86400}]'
+    )
     assert codec.encode(JSON, Path(3, 0, 9), records[:1], SPEC_RESOLVE) == b'[{"bn":"/3/0/","n":"9","v":100}]'
-    assert codec.encode(JSON, Path(3, 0, 6), [rec("/3/0/6/1", 5)], SPEC_RESOLVE) == b'[{"bn":"/3/0/6/","n":"1","v":5}]'
+    assert (
+        codec.encode(JSON, Path(3, 0, 6), [rec("/3/0/6/1", 5)], SPEC_RESOLVE)
+        == b'[{"bn":"/3/0/6/","n":"1","v":5}]'
+    )
     assert codec.encode(JSON, Path(3, 0), [], SPEC_RESOLVE) == b"[]"
 
 
@@ -283,9 +298,14 @@ def test_relative_names_resolve_against_the_target() -> None:
 def test_opaque_and_objlnk_fields() -> None:
     resolve = resolver({9: [rdef(5, RT.OPAQUE), rdef(7, RT.OBJLNK)]})
     records = [rec("/9/0/5", b"\xfb\xff"), rec("/9/0/7", ObjLnk(3, 0))]
-    assert codec.encode(JSON, Path(9, 0), records, resolve) == b'[{"bn":"/9/0/","n":"5","vd":"-_8"},{"n":"7","vlo":"3:0"}]'
+    assert (
+        codec.encode(JSON, Path(9, 0), records, resolve)
+        == b'[{"bn":"/9/0/","n":"5","vd":"-_8"},{"n":"7","vlo":"3:0"}]'
+    )
     cbor_payload = codec.encode(CBOR, Path(9, 0), records, resolve)
-    assert cbor_payload == hexbytes("82 a3 21 65 2f392f302f 00 61 35 08 42 fbff a2 00 61 37 63 76 6c 6f 63 333a30")
+    assert cbor_payload == hexbytes(
+        "82 a3 21 65 2f392f302f 00 61 35 08 42 fbff a2 00 61 37 63 76 6c 6f 63 333a30"
+    )
     assert codec.decode(CBOR, cbor_payload, Path(9, 0), resolve) == records
 
 
@@ -348,14 +368,19 @@ def test_decode_paths_rejects_values_and_relative_names() -> None:
         codec.decode_paths(JSON, b'[{"n":"/3/0/9","v":1}]')
     with pytest.raises(BadRequest):
         codec.decode_paths(JSON, b'[{"n":"3/0/9"}]')
-    assert codec.decode_paths(CBOR, hexbytes("82 a1 00 66 2f332f302f39 a1 00 61 2f")) == [Path(3, 0, 9), Path()]
+    assert codec.decode_paths(CBOR, hexbytes("82 a1 00 66 2f332f302f39 a1 00 61 2f")) == [
+        Path(3, 0, 9),
+        Path(),
+    ]
 
 
 def test_encode_paths() -> None:
     paths = [Path(3, 0, 9), Path(1), Path()]
     assert codec.encode_paths(JSON, paths) == b'[{"n":"/3/0/9"},{"n":"/1"},{"n":"/"}]'
     assert codec.decode_paths(CBOR, codec.encode_paths(CBOR, paths)) == paths
-    assert codec.decode_paths(codec.SENML_ETCH_JSON, codec.encode_paths(codec.SENML_ETCH_JSON, paths)) == paths
+    assert (
+        codec.decode_paths(codec.SENML_ETCH_JSON, codec.encode_paths(codec.SENML_ETCH_JSON, paths)) == paths
+    )
 
 
 def test_json_refuses_non_finite_floats() -> None:
@@ -363,3 +388,35 @@ def test_json_refuses_non_finite_floats() -> None:
         codec.encode(JSON, Path(6, 0), [rec("/6/0/0", float("inf"))], SPEC_RESOLVE)
     payload = codec.encode(CBOR, Path(6, 0), [rec("/6/0/0", float("inf"))], SPEC_RESOLVE)
     assert codec.decode(CBOR, payload, Path(6, 0), SPEC_RESOLVE) == [rec("/6/0/0", float("inf"))]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'[{"bv":1.0,"n":"/6/0/0","v":1' + b"0" * 400 + b"}]",  # base value sum overflows a float
+        b'[{"n":"/6/0/0","v":1' + b"0" * 400 + b"}]",  # integer too large for a Float resource
+        b'[{"n":"/6/0/0","v":1,"t":1e400}]',  # time not finite
+        b'[{"n":"/6/0/0","v":1,"bt":1' + b"0" * 400 + b"}]",  # base time too large
+        b'[{"n":"/1/0/6","vb":1}]',  # vb not a boolean
+        b'[{"n":"/3/0/0","vs":1}]',  # vs not a string
+        b'[{"n":"/0/0/3","vd":5}]',  # vd not a string
+    ],
+)
+def test_json_number_edge_cases(payload: bytes) -> None:
+    with pytest.raises(BadRequest):
+        codec.decode(JSON, payload, Path(), SPEC_RESOLVE)
+
+
+def test_encode_accepts_integers_for_float_resources() -> None:
+    payload = codec.encode(JSON, Path(6, 0, 0), [rec("/6/0/0", 3)], SPEC_RESOLVE)
+    assert payload == b'[{"bn":"/6/0/","n":"0","v":3.0}]'
+    decoded = codec.decode(JSON, payload, Path(6, 0, 0), SPEC_RESOLVE)
+    assert decoded == [rec("/6/0/0", 3.0)] and isinstance(decoded[0].value, float)
+
+
+def test_times_must_be_finite_and_large_integral_times_stay_floats() -> None:
+    with pytest.raises(NotAcceptable):
+        codec.encode(CBOR, Path(3, 0, 9), [rec("/3/0/9", 1, float("inf"))], SPEC_RESOLVE)
+    far = [rec("/3/0/9", 1, 1e300)]
+    payload = codec.encode(CBOR, Path(3, 0, 9), far, SPEC_RESOLVE)
+    assert codec.decode(CBOR, payload, Path(3, 0, 9), SPEC_RESOLVE) == far

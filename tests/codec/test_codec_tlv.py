@@ -107,7 +107,14 @@ OBJ66_RECORDS = [
         (Path(65, 0), OBJ65_TLV, OBJ65_RECORDS),
         (Path(66), OBJ66_TLV, OBJ66_RECORDS),
     ],
-    ids=["7.5.5.1-read-3-0", "7.5.5.2A-read-3", "7.5.5.2B-read-2", "7.5.5.2C-read-1", "7.5.5.3-ex1", "7.5.5.3-ex2"],
+    ids=[
+        "7.5.5.1-read-3-0",
+        "7.5.5.2A-read-3",
+        "7.5.5.2B-read-2",
+        "7.5.5.2C-read-1",
+        "7.5.5.3-ex1",
+        "7.5.5.3-ex2",
+    ],
 )
 def test_core_ts_tlv_examples(base: Path, payload: bytes, records: list[object]) -> None:
     """The Core TS TLV examples encode byte for byte and decode back to the same values."""
@@ -159,7 +166,10 @@ def test_instance_payload_wrapped_in_object_instance_tlv() -> None:
 def test_create_without_instance_id_decodes_with_max_id() -> None:
     """Resource TLVs directly under an object (Create without an id) get instance id 65535."""
     payload = hexbytes("C1 00 01 C4 01 00 01 51 80")
-    assert codec.decode(TLV, payload, Path(1), SPEC_RESOLVE) == [rec("/1/65535/0", 1), rec("/1/65535/1", 86400)]
+    assert codec.decode(TLV, payload, Path(1), SPEC_RESOLVE) == [
+        rec("/1/65535/0", 1),
+        rec("/1/65535/1", 86400),
+    ]
 
 
 # --- framing ---------------------------------------------------------------------------------------
@@ -193,7 +203,9 @@ def test_parse_accepts_non_minimal_length_fields() -> None:
     assert tlv.parse(hexbytes("F8 00 09 00 00 01 64")) == [tlv.Tlv(tlv.RESOURCE, 9, b"\x64")]
 
 
-@pytest.mark.parametrize("payload", ["C1", "C1 09", "C2 09 00", "E1 00", "C8 09", "D0 09 00", "C8 09 05 00", "08 00 05 C1"])
+@pytest.mark.parametrize(
+    "payload", ["C1", "C1 09", "C2 09 00", "E1 00", "C8 09", "D0 09 00", "C8 09 05 00", "08 00 05 C1"]
+)
 def test_truncated_framing_is_bad_request(payload: str) -> None:
     with pytest.raises(BadRequest):
         codec.decode(TLV, hexbytes(payload), Path(3, 0), SPEC_RESOLVE)
@@ -238,8 +250,8 @@ VALUES = resolver(
         (1, 2**31, "0000000080000000"),
         (1, 2**63 - 1, "7fffffffffffffff"),
         (1, -(2**63), "8000000000000000"),
-        (2, 200, "c8"),
-        (2, 65535, "ffff"),
+        (2, 200, "00c8"),
+        (2, 65535, "0000ffff"),
         (2, 65536, "00010000"),
         (2, 2**64 - 1, "ffffffffffffffff"),
         (6, 1367491215, "5182428f"),
@@ -256,7 +268,7 @@ VALUES = resolver(
     ],
 )
 def test_value_encodings(rid: int, value: object, raw: str) -> None:
-    """Integers in the smallest width (Unsigned as unsigned), floats in 4 bytes when exact."""
+    """Integers in the smallest signed width (also Unsigned), floats in 4 bytes when exact."""
     record = rec(f"/9/0/{rid}", value)
     payload = codec.encode(TLV, record.path, [record], VALUES)
     assert payload == tlv.frame(tlv.RESOURCE, rid, bytes.fromhex(raw))
@@ -289,6 +301,18 @@ def test_wider_integer_encodings_decode() -> None:
     assert codec.decode(TLV, payload, Path(9, 0, 1), VALUES) == [rec("/9/0/1", 100)]
 
 
+def test_unsigned_decodes_as_unsigned() -> None:
+    """Peers writing the shortest unsigned form (0xC8 for 200) are read correctly."""
+    assert codec.decode(TLV, tlv.frame(tlv.RESOURCE, 2, b"\xc8"), Path(9, 0, 2), VALUES) == [
+        rec("/9/0/2", 200)
+    ]
+    payload = tlv.frame(tlv.RESOURCE, 2, b"\xff\xff")
+    assert codec.decode(TLV, payload, Path(9, 0, 2), VALUES) == [rec("/9/0/2", 65535)]
+    assert codec.decode(TLV, tlv.frame(tlv.RESOURCE, 1, b"\xc8"), Path(9, 0, 1), VALUES) == [
+        rec("/9/0/1", -56)
+    ]
+
+
 def test_structure_errors() -> None:
     with pytest.raises(BadRequest):  # Resource TLV for a multiple resource
         codec.decode(TLV, hexbytes("C1 06 01"), Path(3, 0), SPEC_RESOLVE)
@@ -300,6 +324,10 @@ def test_structure_errors() -> None:
         codec.decode(TLV, hexbytes("C1 0A 01"), Path(), SPEC_RESOLVE)
     with pytest.raises(BadRequest):  # resource instance TLV directly in an instance
         codec.decode(TLV, hexbytes("41 00 01"), Path(3, 0), SPEC_RESOLVE)
+    with pytest.raises(BadRequest):  # the same resource twice
+        codec.decode(TLV, hexbytes("C1 09 01 C1 09 02"), Path(3, 0), SPEC_RESOLVE)
+    with pytest.raises(BadRequest):  # the same resource instance twice
+        codec.decode(TLV, hexbytes("86 06 41 00 01 41 00 02"), Path(3, 0), SPEC_RESOLVE)
     with pytest.raises(NotFound):
         codec.decode(TLV, hexbytes("C1 63 01"), Path(3, 0), SPEC_RESOLVE)
 

@@ -17,6 +17,8 @@ def test_register_carries_parameters_and_object_links() -> None:
             assert "/3/0" in reg.objects and "/3303/0" in reg.objects and "/1/0" in reg.objects
             assert not any(target.startswith("/0") for target in reg.objects), "Security must stay hidden"
             assert reg.object_versions[3303] == "1.1"
+            assert reg.content_formats == (112,), "root link announces SenML CBOR"
+            assert reg.alternate_path == "/"
             assert reg.remote[1] == r.client.endpoint.local_port
 
     run(scenario())
