@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lwm2md.errors import BadRequest
 
@@ -23,14 +23,19 @@ class Path:
     iid: int | None = None
     rid: int | None = None
     riid: int | None = None
+    _parts: tuple[int, ...] = field(init=False, repr=False, compare=False, hash=False, default=())
 
     def __post_init__(self) -> None:
         seen_none = False
+        parts: list[int] = []
         for part in (self.oid, self.iid, self.rid, self.riid):
             if part is None:
                 seen_none = True
             elif seen_none or not 0 <= part <= MAX_ID:
-                raise ValueError(f"invalid path levels {self.parts!r}")
+                raise ValueError(f"invalid path levels {(self.oid, self.iid, self.rid, self.riid)!r}")
+            else:
+                parts.append(part)
+        object.__setattr__(self, "_parts", tuple(parts))
 
     @classmethod
     def of(cls, *parts: int) -> Path:
@@ -68,12 +73,12 @@ class Path:
     @property
     def parts(self) -> tuple[int, ...]:
         """The set levels, in order."""
-        return tuple(p for p in (self.oid, self.iid, self.rid, self.riid) if p is not None)
+        return self._parts
 
     @property
     def level(self) -> int:
         """0 for root, 1 object, 2 instance, 3 resource, 4 resource instance."""
-        return len(self.parts)
+        return len(self._parts)
 
     @property
     def parent(self) -> Path:
@@ -87,8 +92,8 @@ class Path:
 
     def contains(self, other: Path) -> bool:
         """True if ``other`` is this path or lies below it."""
-        mine = self.parts
-        return other.parts[: len(mine)] == mine
+        mine = self._parts
+        return other._parts[: len(mine)] == mine
 
     def resource(self) -> Path:
         """The resource-level prefix of a resource or resource-instance path."""
