@@ -11,12 +11,13 @@ import asyncio
 import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lwm2md import __version__
 from lwm2md.codec import ContentFormat
 from lwm2md.codec.linkformat import Link, format_links
-from lwm2md.config import Config, ServerConfig
+from lwm2md.config import Config, SensorConfig, ServerConfig
+from lwm2md.drivers.base import DriverError, Sensor
 from lwm2md.drivers.registry import create_sensor
 from lwm2md.drivers.system.linux import read_host_facts
 from lwm2md.engine.attributes import AttributeStore
@@ -48,6 +49,14 @@ SERVER_OID = 1
 REGISTRATION_RIDS = frozenset({1, 7})  # Lifetime, Binding
 
 
+SensorFactory = Callable[[SensorConfig, bool], Sensor]
+
+
+def default_sensor_factory(config: SensorConfig, simulate: bool) -> Sensor:
+    """The registry's driver for a ``[[sensor]]`` table (its simulator with ``simulate``)."""
+    return create_sensor(config.driver, config.options, simulate=simulate)
+
+
 class Client:
     """The LwM2M client for one configuration."""
 
@@ -59,6 +68,7 @@ class Client:
         clock: Clock | None = None,
         catalog: Catalog | None = None,
         host_root: str = "/",
+        sensor_factory: SensorFactory | None = None,
     ) -> None:
         self.config = config
         self.simulate = simulate
@@ -84,6 +94,7 @@ class Client:
         self.samplers: list[SensorSampler] = []
         self.sender: Sender | None = None
         self.host_root = host_root
+        self._sensor_factory = sensor_factory or default_sensor_factory
         self._started = False
         self._build_tree()
         self.tree.on_structure_change(self._structure_changed)
@@ -110,8 +121,15 @@ class Client:
             self.tree.add_instance(inst)
             self.accounts[server.short_id] = ServerAccount(server, inst, cfg.device.endpoint)
         self._build_device()
-        for sensor_cfg in cfg.sensors:
-            sensor = create_sensor(sensor_cfg.driver, sensor_cfg.options, simulate=self.simulate)
+        for index, sensor_cfg in enumerate(cfg.sensors):
+            try:
+                sensor = self._sensor_factory(sensor_cfg, self.simulate)
+            except (DriverError, ValueError, OSError) as exc:
+                # One table's hardware missing must not take the gateway down.
+                LOG.error(
+                    "%s: sensor[%d] (driver %s) disabled: %s", cfg.source, index, sensor_cfg.driver, exc
+                )
+                continue
             instances = build_sensor_instances(
                 self.tree, sensor, sensor_cfg.objects, sensor_cfg.instances
             )
