@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from lwm2md.model.catalog import Catalog
-from lwm2md.model.types import ObjectDef, Operations, ResourceDef, ResourceType
+from lwm2md.model.types import ObjectDef, Operations, ResourceData, ResourceDef, ResourceType
 from lwm2md.objects.tree import LwM2MObject, ObjectInstance, ObjectTree
 
 TEST_OID = 33000
@@ -91,7 +91,9 @@ def tree(catalog: Catalog, executed: list[tuple[str, str | None]]) -> ObjectTree
 
     t.add_object(LwM2MObject(TEST_OBJECT, factory=make_test, deletable=True))
     first = make_test(0)
-    for rid, data in {0: 1, 1: {0: 1.5, 1: 2.5}, 2: {0: 10.0, 1: 20.0}, 3: "first", 6: 7, 8: 0.0}.items():
+    values: dict[int, ResourceData] = {0: 1, 1: {0: 1.5, 1: 2.5}, 2: {0: 10.0, 1: 20.0}, 3: "first",
+                                       6: 7, 8: 0.0}  # fmt: skip
+    for rid, data in values.items():
         first.set(rid, data)
     t.add_instance(first)
     return t

@@ -39,8 +39,7 @@ class Attributes:
     def over(self, parent: Attributes) -> Attributes:
         """This set with unset fields taken from ``parent``."""
         values = {
-            f.name: getattr(self, f.name) if getattr(self, f.name) is not None
-            else getattr(parent, f.name)
+            f.name: getattr(self, f.name) if getattr(self, f.name) is not None else getattr(parent, f.name)
             for f in fields(self)
         }
         return Attributes(**values)
@@ -154,9 +153,7 @@ class AttributeStore:
         else:
             per_server[path] = result
 
-    def effective(
-        self, ssid: int, path: Path, default_pmin: int = 0, default_pmax: int = 0
-    ) -> Attributes:
+    def effective(self, ssid: int, path: Path, default_pmin: int = 0, default_pmax: int = 0) -> Attributes:
         """The attributes in force at ``path``: inherited from above, server defaults last.
 
         A default pmax of 0 means no pmax.

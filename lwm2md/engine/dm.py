@@ -358,7 +358,9 @@ class DeviceManagement:
         missing = [
             rdef.rid
             for rdef in obj.definition.resources.values()
-            if rdef.mandatory and rdef.operations & Operations.W and rdef.rid not in plan
+            if rdef.mandatory
+            and rdef.operations & Operations.W
+            and rdef.rid not in plan
             and not fresh.has(rdef.rid)
         ]
         if missing:

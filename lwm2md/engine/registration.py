@@ -22,7 +22,6 @@ Timing rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 from collections.abc import Callable, Sequence
@@ -149,8 +148,9 @@ class Registration:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task})  # a cancellation of stop() itself still propagates
+            if not task.cancelled() and task.exception() is not None:
+                LOG.error("server %d: registration task failed", self.ssid, exc_info=task.exception())
         self.next_attempt_at = None
         if deregister and self.state is State.REGISTERED:
             await self.deregister()
@@ -208,7 +208,8 @@ class Registration:
     def _params_changed(self) -> bool:
         current = self._params()
         return self._sent is not None and (
-            current.lifetime != self._sent.lifetime or current.binding != self._sent.binding
+            current.lifetime != self._sent.lifetime
+            or current.binding != self._sent.binding
             or current.queue_mode != self._sent.queue_mode
         )
 

@@ -141,6 +141,14 @@ class ObjectInstance:
         if inspect.isawaitable(result):
             await result
 
+    def batch(self) -> contextlib.AbstractContextManager[None]:
+        """The tree's :meth:`ObjectTree.batch` (does nothing while the instance is detached).
+
+        Wrap several related updates (a sample plus its min/max) so listeners
+        see them as one change.
+        """
+        return self._tree.batch() if self._tree is not None else contextlib.nullcontext()
+
     def changed(self, rid: int, riid: int | None = None) -> None:
         """Tell the tree's listeners that ``rid`` (or one of its instances) changed."""
         if self._tree is not None:
