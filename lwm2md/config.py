@@ -171,6 +171,47 @@ class SensorConfig:
     options: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
+GpioKind = Literal["input", "output", "button"]
+Edge = Literal["rising", "falling", "both"]
+PinFactory = Literal["lgpio", "rpigpio", "pigpio", "native", "mock"]
+
+
+@dataclass(frozen=True, slots=True)
+class GpioConfig:
+    """``[[gpio]]``: one pin as 3200 Digital Input, 3201 Digital Output or 3347 Push Button.
+
+    ``pin`` is a BCM number or a gpiozero pin name (``"GPIO17"``, ``"BOARD11"``).
+    """
+
+    kind: GpioKind
+    pin: int | str
+    instance: int | None = None
+    pull_up: bool | None = None  # None: input floats (needs active_high), button pulls up
+    active_high: bool = True
+    debounce_ms: int = 0
+    edge: Edge = "rising"
+    initial: bool = False
+    application_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformConfig:
+    """``[platform]``: board-specific choices; ``gpio_pin_factory`` None = gpiozero's default."""
+
+    gpio_pin_factory: PinFactory | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModemConfig:
+    """``[modem]``: the cellular modem's AT port (device path or ``socket://host:port``)."""
+
+    port: str
+    baudrate: int = 115200
+    interface: str | None = "wwan0"
+    interval: float = 60.0
+    vendor: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class SendConfig:
     """``[send]``: periodic LwM2M Send of canonical paths; ``short_id`` None = first server."""
@@ -206,6 +247,9 @@ class Config:
     device: DeviceConfig
     servers: tuple[ServerConfig, ...]
     sensors: tuple[SensorConfig, ...] = ()
+    gpios: tuple[GpioConfig, ...] = ()
+    modem: ModemConfig | None = None
+    platform: PlatformConfig = field(default_factory=PlatformConfig)
     send: SendConfig = field(default_factory=SendConfig)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -393,6 +437,16 @@ def _lwm2m_path(value: Any) -> str:
 # --------------------------------------------------------------------------- tables
 
 
+def _pin(value: Any) -> int | str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if 0 <= value <= 1023:
+            return value
+        raise _Bad("a GPIO number 0..1023 or a pin name such as 'GPIO17' or 'BOARD11'")
+    if isinstance(value, str) and value and value.isascii() and value.replace("_", "").isalnum():
+        return value
+    raise _Bad("a GPIO number 0..1023 or a pin name such as 'GPIO17' or 'BOARD11'")
+
+
 def _key(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
@@ -445,6 +499,9 @@ _TOP = _Table(
         "device": _is_table("[device]"),
         "server": _is_table_array("[[server]]"),
         "sensor": _is_table_array("[[sensor]]"),
+        "gpio": _is_table_array("[[gpio]]"),
+        "modem": _is_table("[modem]"),
+        "platform": _is_table("[platform]"),
         "send": _is_table("[send]"),
         "coap": _is_table("[coap]"),
         "logging": _is_table("[logging]"),
@@ -527,6 +584,34 @@ _COAP = _Table(
 )
 
 _LOGGING = _Table({"level": _choice(get_args(LogLevel))})
+
+_GPIO = _Table(
+    {
+        "kind": _choice(get_args(GpioKind)),
+        "pin": _pin,
+        "instance": _integer(0, 65534),
+        "pull_up": _boolean,
+        "active_high": _boolean,
+        "debounce_ms": _integer(0, 60000),
+        "edge": _choice(get_args(Edge)),
+        "initial": _boolean,
+        "application_type": _text,
+    },
+    required=frozenset({"kind", "pin"}),
+)
+
+_PLATFORM = _Table({"gpio_pin_factory": _choice(get_args(PinFactory))})
+
+_MODEM = _Table(
+    {
+        "port": _text,
+        "baudrate": _integer(300, 4_000_000),
+        "interface": _text,
+        "interval": _positive_number,
+        "vendor": _text,
+    },
+    required=frozenset({"port"}),
+)
 
 
 # --------------------------------------------------------------------------- assembly
@@ -637,6 +722,33 @@ def _sensors(raw: list[Any], source: str) -> tuple[SensorConfig, ...]:
     return tuple(sensors)
 
 
+GPIO_OBJECTS: dict[str, int] = {"input": 3200, "output": 3201, "button": 3347}
+
+
+def _gpios(raw: list[Any], sensors: tuple[SensorConfig, ...], source: str) -> tuple[GpioConfig, ...]:
+    gpios: list[GpioConfig] = []
+    pins: dict[int | str, int] = {}
+    taken: dict[tuple[int, int], str] = {}
+    for i, sensor in enumerate(sensors):
+        for pair in zip(sensor.objects, sensor.instances or (), strict=False):
+            taken[pair] = f"sensor[{i}]"
+    for i, table in enumerate(raw):
+        prefix = f"gpio[{i}]"
+        values, _ = _GPIO.read(table, prefix, source)
+        gpio = GpioConfig(**values)
+        if gpio.pin in pins:
+            _fail(source, f"{prefix}.pin", gpio.pin, f"a pin not already used by gpio[{pins[gpio.pin]}]")
+        pins[gpio.pin] = i
+        if gpio.instance is not None:
+            pair = (GPIO_OBJECTS[gpio.kind], gpio.instance)
+            if pair in taken:
+                expected = f"an instance id of object {pair[0]} not already used by {taken[pair]}"
+                _fail(source, f"{prefix}.instance", gpio.instance, expected)
+            taken[pair] = prefix
+        gpios.append(gpio)
+    return tuple(gpios)
+
+
 def _send(raw: object, servers: tuple[ServerConfig, ...], source: str) -> SendConfig:
     values, _ = _SEND.read(raw, "send", source)
     send = SendConfig(**values)
@@ -669,10 +781,14 @@ def parse_config(data: dict[str, Any], source: str, *, base_dir: str | None = No
     coap, _ = _COAP.read(top.get("coap", {}), "coap", source)
     logging, _ = _LOGGING.read(top.get("logging", {}), "logging", source)
     dirs = {name: top[name] for name in ("objects_dir", "state_dir") if name in top}
+    sensors = _sensors(top.get("sensor", []), source)
     return Config(
         device=DeviceConfig(**device),
         servers=servers,
-        sensors=_sensors(top.get("sensor", []), source),
+        sensors=sensors,
+        gpios=_gpios(top.get("gpio", []), sensors, source),
+        modem=ModemConfig(**_MODEM.read(top["modem"], "modem", source)[0]) if "modem" in top else None,
+        platform=PlatformConfig(**_PLATFORM.read(top.get("platform", {}), "platform", source)[0]),
         send=_send(top.get("send", {}), servers, source),
         endpoint=EndpointConfig(**coap),
         logging=LoggingConfig(**logging),

@@ -214,7 +214,20 @@ SENSOR = '[[sensor]]\ndriver = "simulated"\n'
 # (id, file text, key, repr of what was found, fragment of what was expected)
 BAD_INPUTS = [
     ("unknown-top-key", "bogus = 1\n" + SERVER, "bogus", "'bogus'", "objects_dir"),
-    ("unknown-table", SERVER + "[modem]\napn = 'x'\n", "modem", "'modem'", "one of: "),
+    ("unknown-table", SERVER + "[radio]\napn = 'x'\n", "radio", "'radio'", "one of: "),
+    ("unknown-modem-key", SERVER + "[modem]\nport = 'x'\napn = 'x'\n", "modem.apn", "'apn'", "baudrate"),
+    ("modem-without-port", SERVER + "[modem]\nbaudrate = 9600\n", "modem.port", "nothing", "required"),
+    ("gpio-bad-kind", SERVER + "[[gpio]]\nkind = 'relay'\npin = 4\n", "gpio[0].kind", "'relay'", "input"),
+    ("gpio-bad-pin", SERVER + "[[gpio]]\nkind = 'input'\npin = -1\n", "gpio[0].pin", "-1", "GPIO number"),
+    (
+        "gpio-pin-twice",
+        SERVER + "[[gpio]]\nkind = 'input'\npin = 4\n[[gpio]]\nkind = 'output'\npin = 4\n",
+        "gpio[1].pin",
+        "4",
+        "not already used by gpio[0]",
+    ),
+    ("gpio-bad-factory", SERVER + "[platform]\ngpio_pin_factory = 'wiringpi'\n", "platform.gpio_pin_factory",
+     "'wiringpi'", "lgpio"),
     ("unknown-server-key", SERVER + "lifetme = 30\n", "server[0].lifetme", "'lifetme'", "lifetime"),
     ("unknown-device-key", "[device]\ncolour = 'red'\n" + SERVER, "device.colour", "'colour'", "endpoint"),
     ("unknown-coap-key", SERVER + "[coap]\nport = 1\n", "coap.port", "'port'", "local_port"),
