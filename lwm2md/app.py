@@ -47,6 +47,8 @@ FORMAT_NAMES = {
 SECURITY_OID = 0
 SERVER_OID = 1
 REGISTRATION_RIDS = frozenset({1, 7})  # Lifetime, Binding
+DEFAULT_PERIOD_RIDS = frozenset({2, 3})  # Default Minimum / Maximum Period
+STOP_TIMEOUT = 10.0
 
 
 SensorFactory = Callable[[SensorConfig, bool], Sensor]
@@ -196,12 +198,17 @@ class Client:
                 reg.request_update()
 
     def _value_changed(self, path: Path) -> None:
-        """A server's lifetime (/1/x/1) or binding (/1/x/7) changed: Update that server."""
-        if not self._started or path.oid != SERVER_OID or path.rid not in REGISTRATION_RIDS:
+        """React to a server account's /1 resources: lifetime or binding -> Update,
+        default periods -> re-arm that server's observation timers."""
+        if not self._started or path.oid != SERVER_OID:
             return
         for ssid, account in self.accounts.items():
-            if account.server.iid == path.iid:
+            if account.server.iid != path.iid:
+                continue
+            if path.rid in REGISTRATION_RIDS:
                 self.request_update(ssid)
+            elif path.rid in DEFAULT_PERIOD_RIDS:
+                self.observe.attributes_changed(ssid)
 
     def _structure_changed(self) -> None:
         if self._started:
@@ -255,14 +262,18 @@ class Client:
         """One line describing every server connection."""
         return "; ".join(reg.describe() for reg in self.registrations.values()) or "no servers"
 
-    async def stop(self) -> None:
-        """De-register from every server (bounded in time) and release everything."""
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """De-register from every server (within ``timeout`` s in all) and release everything."""
         self._started = False
         if self.sender is not None:
             await self.sender.stop()
         for sampler in self.samplers:
             await sampler.stop()
-        await asyncio.gather(*(reg.stop(deregister=True) for reg in self.registrations.values()))
+        deregistrations = asyncio.gather(*(reg.stop(deregister=True) for reg in self.registrations.values()))
+        try:
+            await asyncio.wait_for(deregistrations, timeout)
+        except TimeoutError:
+            LOG.warning("de-registration did not finish within %.0f s; stopping anyway", timeout)
         for ssid in list(self.accounts):
             self.observe.stop_server(ssid)
         await self.endpoint.close()

@@ -113,16 +113,18 @@ class SensorSampler:
 
     def _feed(self, values: Mapping[str, float], at: float | None) -> None:
         self._failures = 0
-        for instance in self.instances:
-            kind = instance.quantity.kind
-            value = values.get(kind) if isinstance(values, Mapping) else None
-            if value is None:
-                instance.fault(f"driver {self.sensor.name} returned no {kind} value")
-                continue
-            try:
-                instance.update(value, at=at)
-            except (TypeError, ValueError) as exc:
-                instance.fault(exc)
+        batch = self.instances[0].batch() if self.instances else contextlib.nullcontext()
+        with batch:  # one sample of a multi-quantity chip reaches listeners as one change
+            for instance in self.instances:
+                kind = instance.quantity.kind
+                value = values.get(kind) if isinstance(values, Mapping) else None
+                if value is None:
+                    instance.fault(f"driver {self.sensor.name} returned no {kind} value")
+                    continue
+                try:
+                    instance.update(value, at=at)
+                except (TypeError, ValueError) as exc:
+                    instance.fault(exc)
 
     def _failed_unexpectedly(self, exc: Exception) -> None:
         if self._failures == 0:

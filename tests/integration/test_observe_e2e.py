@@ -182,3 +182,17 @@ def test_confirmable_notifications_when_configured() -> None:
             assert (await obs.next()).message.mtype.name == "CON"
 
     run(scenario())
+
+
+def test_default_pmax_written_to_the_server_object_applies_to_running_observations() -> None:
+    async def scenario() -> None:
+        async with rig() as r:
+            await r.sample(temperature=20.0)
+            obs = await r.server.observe(EP, "/3303/0/5700")
+            await r.clock.advance(3600)
+            await no_notification(obs)  # no pmax anywhere yet
+            assert (await r.server.write(EP, "/1/0/3", 30)).code == "2.04"
+            await r.clock.advance(30)
+            assert (await obs.next()).value == 20.0
+
+    run(scenario())
