@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     objects.add_argument("--config", default=DEFAULT_CONFIG_PATH)
     objects.add_argument("--simulate", action="store_true")
 
+    scan = sub.add_parser("scan", help="probe the I2C buses for supported chips, print [[sensor]] tables")
+    scan.add_argument("--bus", type=int, action="append", help="bus number to probe (default: every /dev/i2c-N)")
+
     demo = sub.add_parser("demo", help="run the test server and a simulated client against it")
     demo.add_argument("--duration", type=float, default=12.0, help="seconds of notifications to show")
     return parser
@@ -68,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = _load(args.config)
             setup_logging("warning")
             return print_objects(config, simulate=args.simulate)
+        if args.command == "scan":
+            from lwm2md.scan import run_scan
+
+            setup_logging("warning")
+            return run_scan(args.bus)
         if args.command == "demo":
             from lwm2md.demo import run_demo
 
