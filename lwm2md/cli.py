@@ -42,8 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     objects.add_argument("--config", default=DEFAULT_CONFIG_PATH)
     objects.add_argument("--simulate", action="store_true")
 
-    scan = sub.add_parser("scan", help="probe the I2C buses for supported chips, print [[sensor]] tables")
-    scan.add_argument("--bus", type=int, action="append", help="bus number to probe (default: every /dev/i2c-N)")
+    scan = sub.add_parser("scan", help="probe I2C buses for supported chips, print [[sensor]] tables")
+    scan.add_argument("--bus", type=int, action="append", help="bus to probe (default: every /dev/i2c-N)")
 
     demo = sub.add_parser("demo", help="run the test server and a simulated client against it")
     demo.add_argument("--duration", type=float, default=12.0, help="seconds of notifications to show")
