@@ -17,6 +17,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from aiocoap import Code, Message
 from aiocoap.blockwise import Block1Spool, Block2Cache
 from aiocoap.messagemanager import MessageManager
 from aiocoap.numbers.constants import TransportTuning
+from aiocoap.numbers.types import NON, RST
 from aiocoap.tokenmanager import TokenManager
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 
@@ -105,17 +107,43 @@ class PeerTable:
 
 
 class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
-    """aiocoap's message manager, minus requests from unknown peers."""
+    """aiocoap's message manager, minus requests from unknown peers.
+
+    It also lets a server cancel an observation by answering a
+    non-confirmable notification with RST (RFC 7641 3.6), which aiocoap
+    only honours for confirmable ones: the stop callbacks of recent NON
+    notifications are kept by (remote, message ID).
+    """
+
+    RECENT_NON = 512
 
     def __init__(self, token_manager: Any, peers: PeerTable) -> None:
         super().__init__(token_manager)
         self._peers = peers
+        self._recent_non: OrderedDict[tuple[Any, int], Callable[[], None]] = OrderedDict()
 
     def dispatch_message(self, message: Message) -> None:
         if message.code.is_request() and self._peers.ssid_for(_remote_peer(message.remote)) is None:
             LOG.debug("dropping %s from unknown peer %s", message.code, message.remote.hostinfo)
             return
+        if message.mtype is RST:
+            stop = self._recent_non.pop((message.remote, message.mid), None)
+            if stop is not None:
+                LOG.debug("RST to a notification from %s: observation cancelled", message.remote.hostinfo)
+                stop()
         super().dispatch_message(message)
+
+    def send_message(self, message: Message, messageerror_monitor: Any) -> None:
+        super().send_message(message, messageerror_monitor)
+        if (
+            message.mtype is NON
+            and message.opt.observe is not None
+            and message.code.is_response()
+            and callable(messageerror_monitor)
+        ):
+            self._recent_non[(message.remote, message.mid)] = messageerror_monitor
+            while len(self._recent_non) > self.RECENT_NON:
+                self._recent_non.popitem(last=False)
 
 
 class _Site:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiocoap import Message
+from aiocoap.numbers.codes import EMPTY
+from aiocoap.numbers.types import NON, RST
 
 from lwm2md.codec import ContentFormat
 from tests.integration.harness import EP, rig, run
@@ -194,5 +197,29 @@ def test_default_pmax_written_to_the_server_object_applies_to_running_observatio
             assert (await r.server.write(EP, "/1/0/3", 30)).code == "2.04"
             await r.clock.advance(30)
             assert (await obs.next()).value == 20.0
+
+    run(scenario())
+
+
+def test_rst_to_a_non_confirmable_notification_cancels_the_observation() -> None:
+    async def scenario() -> None:
+        async with rig() as r:
+            await r.sample(temperature=20.0)
+            obs = await r.server.observe(EP, "/3303/0/5700")
+            await r.sample(temperature=21.0)
+            note = await obs.next()
+            assert note.message.mtype is NON
+            # the server rejects it with RST (RFC 7641 3.6), sent from the server's own socket
+            server_mman = r.server._context.request_interfaces[0].token_interface
+            rst = Message(_mtype=RST, _mid=note.message.mid, code=EMPTY, payload=b"")
+            rst.remote = note.message.remote
+            server_mman._send_initially(rst)
+            for _ in range(200):
+                await asyncio.sleep(0.01)
+                if not r.client.observe.observations(1):
+                    break
+            assert r.client.observe.observations(1) == []
+            await r.sample(temperature=30.0)
+            await no_notification(obs)
 
     run(scenario())
