@@ -21,6 +21,7 @@ from collections.abc import Awaitable
 from pathlib import Path as FsPath
 from typing import TypeVar
 
+from lwm2md.codec import ContentFormat
 from lwm2md.model.types import Record
 from lwm2md.testing.server import TestServer
 
@@ -102,7 +103,14 @@ async def run_demo(duration: float = 12.0) -> int:
         _say(f"registered: {reg.endpoint} lifetime={reg.lifetime}s objects={' '.join(reg.objects)}")
         device = await server.read(DEMO_ENDPOINT, "/3/0")
         _say(f"read /3/0 -> {device.code}: {_show_records(device.records)}")
+        written = await server.write(DEMO_ENDPOINT, "/3303/0/5750", "demo room", fmt=ContentFormat.TEXT)
+        label = await server.read(DEMO_ENDPOINT, "/3303/0/5750")
+        _say(f"write /3303/0/5750 (application type) -> {written.code}; read back {label.text!r}")
+        triggered = await server.execute(DEMO_ENDPOINT, "/1/0/8")
+        _say(f"execute /1/0/8 (registration update trigger) -> {triggered.code}")
+        await server.wait_event("update", endpoint=DEMO_ENDPOINT, timeout=10)
         await server.write_attributes(DEMO_ENDPOINT, "/3303/0/5700", pmin=1, pmax=4)
+        _say("write-attributes /3303/0/5700 pmin=1 pmax=4")
         obs = await server.observe(DEMO_ENDPOINT, "/3303/0/5700")
         _say(f"observing /3303/0/5700, first value {_show_records(obs.first.records)}")
         deadline = asyncio.get_running_loop().time() + duration
