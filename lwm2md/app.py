@@ -27,9 +27,10 @@ from lwm2md.engine.observe import DAY, ObserveEngine
 from lwm2md.engine.registration import Registration, Requester, State
 from lwm2md.engine.requests import RequestDispatcher
 from lwm2md.engine.send import Sender
+from lwm2md.logsetup import set_level
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import Path
-from lwm2md.model.types import Record
+from lwm2md.model.types import Record, ResourceData
 from lwm2md.objects.device import build_device_instance, run_command
 from lwm2md.objects.sampling import SensorSampler, build_sensor_instances
 from lwm2md.objects.server import ServerAccount, build_security_instance, build_server_instance
@@ -49,6 +50,13 @@ SERVER_OID = 1
 REGISTRATION_RIDS = frozenset({1, 7})  # Lifetime, Binding
 DEFAULT_PERIOD_RIDS = frozenset({2, 3})  # Default Minimum / Maximum Period
 STOP_TIMEOUT = 10.0
+
+
+def _needs_new_registration(before: ServerConfig, after: ServerConfig) -> bool:
+    """True when the server's address, security or protocol version changed."""
+    return (before.uri, before.security, before.psk_identity, before.psk_key, before.lwm2m_version) != (
+        after.uri, after.security, after.psk_identity, after.psk_key, after.lwm2m_version
+    )
 
 
 SensorFactory = Callable[[SensorConfig, bool], Sensor]
@@ -96,6 +104,7 @@ class Client:
         self.samplers: list[SensorSampler] = []
         self.sender: Sender | None = None
         self.host_root = host_root
+        self.on_status: Callable[[str], None] | None = None
         self._sensor_factory = sensor_factory or default_sensor_factory
         self._started = False
         self._build_tree()
@@ -115,14 +124,33 @@ class Client:
     def _build_tree(self) -> None:
         cfg = self.config
         self.tree.ensure_object(SECURITY_OID)
-        self.tree.ensure_object(1)
-        for iid, server in enumerate(cfg.servers):
-            self.tree.add_instance(build_security_instance(self.catalog, iid, server))
-            trigger = functools.partial(self.request_update, server.short_id)
-            inst = build_server_instance(self.catalog, iid, server, update_trigger=trigger)
-            self.tree.add_instance(inst)
-            self.accounts[server.short_id] = ServerAccount(server, inst, cfg.device.endpoint)
+        self.tree.ensure_object(SERVER_OID)
+        for server in cfg.servers:
+            self._add_account(server)
         self._build_device()
+        self._build_sensors()
+
+    def _add_account(self, server: ServerConfig) -> ServerAccount:
+        """Security and Server instances (same iid, the lowest free) for one server."""
+        iid = max(self.tree.object(SECURITY_OID).free_iid(), self.tree.object(SERVER_OID).free_iid())
+        self.tree.add_instance(build_security_instance(self.catalog, iid, server))
+        trigger = functools.partial(self.request_update, server.short_id)
+        inst = build_server_instance(self.catalog, iid, server, update_trigger=trigger)
+        self.tree.add_instance(inst)
+        account = ServerAccount(server, inst, self.config.device.endpoint)
+        self.accounts[server.short_id] = account
+        return account
+
+    def _remove_account(self, ssid: int) -> None:
+        account = self.accounts.pop(ssid)
+        self.observe.stop_server(ssid)
+        self.attributes.forget_server(ssid)
+        self.endpoint.peers.remove(ssid)
+        self.tree.remove_instance(SERVER_OID, account.server.iid)
+        self.tree.remove_instance(SECURITY_OID, account.server.iid)
+
+    def _build_sensors(self) -> None:
+        cfg = self.config
         for index, sensor_cfg in enumerate(cfg.sensors):
             try:
                 sensor = self._sensor_factory(sensor_cfg, self.simulate)
@@ -225,6 +253,10 @@ class Client:
             sampler.start(self.clock)
         for account in self.accounts.values():
             await self._start_registration(account.config)
+        self._start_sender()
+        self._started = True
+
+    def _start_sender(self) -> None:
         send_cfg = self.config.send
         if send_cfg.enabled and send_cfg.paths:
             self.sender = Sender(
@@ -232,7 +264,6 @@ class Client:
                 lambda: self._registered_requester(send_cfg.short_id),
             )
             self.sender.start()
-        self._started = True
 
     async def _start_registration(self, server: ServerConfig) -> None:
         account = self.accounts[server.short_id]
@@ -248,6 +279,7 @@ class Client:
             self.clock,
             account.params,
             functools.partial(self.registration_links, server.short_id),
+            on_state=lambda _reg: self._status_changed(),
         )
         self.registrations[server.short_id] = registration
         registration.start()
@@ -257,6 +289,10 @@ class Client:
             if (ssid is None or ssid == reg_ssid) and reg.state is State.REGISTERED:
                 return reg.requester
         return None
+
+    def _status_changed(self) -> None:
+        if self.on_status is not None:
+            self.on_status(self.status())
 
     def status(self) -> str:
         """One line describing every server connection."""
@@ -277,6 +313,91 @@ class Client:
         for ssid in list(self.accounts):
             self.observe.stop_server(ssid)
         await self.endpoint.close()
+
+    # -- reload -----------------------------------------------------------------
+
+    async def apply_config(self, new: Config) -> list[str]:
+        """Apply a re-read configuration while running; returns what changed, one line each.
+
+        Servers whose table did not change keep their registration untouched;
+        a changed lifetime or binding is written to /1 (which sends an
+        Update); a changed URI or security re-registers that server; added
+        and removed servers Register and De-register. Changed [device],
+        [[sensor]] or [send] sections are rebuilt. [coap] changes need a restart.
+        """
+        old = self.config
+        changes: list[str] = []
+        self.config = new
+        if new.logging != old.logging:
+            set_level(new.logging.level)
+            changes.append(f"log level {new.logging.level}")
+        if new.endpoint != old.endpoint:
+            changes.append("[coap] changed: takes effect at the next restart")
+        old_servers = {s.short_id: s for s in old.servers}
+        new_servers = {s.short_id: s for s in new.servers}
+        for ssid in sorted(old_servers.keys() - new_servers.keys()):
+            await self._drop_server(ssid)
+            changes.append(f"server {ssid} removed")
+        for ssid in sorted(new_servers.keys() & old_servers.keys()):
+            before, after = old_servers[ssid], new_servers[ssid]
+            if before == after and new.device.endpoint == old.device.endpoint:
+                continue
+            if _needs_new_registration(before, after) or new.device.endpoint != old.device.endpoint:
+                await self._drop_server(ssid)
+                self._add_account(after)
+                await self._start_registration(after)
+                changes.append(f"server {ssid} re-registered")
+            else:
+                self._retune_server(self.accounts[ssid], before, after)
+                changes.append(f"server {ssid} updated")
+        for ssid in sorted(new_servers.keys() - old_servers.keys()):
+            self._add_account(new_servers[ssid])
+            await self._start_registration(new_servers[ssid])
+            changes.append(f"server {ssid} added")
+        if new.device != old.device:
+            self.tree.remove_instance(3, 0)
+            self._build_device()
+            changes.append("[device] applied")
+        if new.sensors != old.sensors:
+            for sampler in self.samplers:
+                await sampler.stop()
+                for instance in sampler.instances:
+                    self.tree.remove_instance(instance.oid, instance.iid)
+            self.samplers = []
+            self._build_sensors()
+            for sampler in self.samplers:
+                sampler.start(self.clock)
+            changes.append("[[sensor]] tables applied")
+        if new.send != old.send:
+            if self.sender is not None:
+                await self.sender.stop()
+                self.sender = None
+            self._start_sender()
+            changes.append("[send] applied")
+        self._status_changed()
+        return changes
+
+    async def _drop_server(self, ssid: int) -> None:
+        registration = self.registrations.pop(ssid, None)
+        if registration is not None:
+            try:
+                await asyncio.wait_for(registration.stop(deregister=True), STOP_TIMEOUT)
+            except TimeoutError:
+                LOG.warning("server %d: de-registration timed out", ssid)
+        self._remove_account(ssid)
+
+    def _retune_server(self, account: ServerAccount, before: ServerConfig, after: ServerConfig) -> None:
+        """Write changed registration settings into the /1 instance (Update follows by itself)."""
+        account.config = after
+        values: dict[int, ResourceData] = {
+            1: after.lifetime, 2: after.default_pmin, 3: after.default_pmax, 5: after.disable_timeout,
+            6: after.notification_storing, 7: after.binding, 17: after.communication_retry_count,
+            18: after.communication_retry_timer, 19: after.sequence_delay_timer,
+            20: after.sequence_retry_count,
+        }  # fmt: skip
+        for rid, value in values.items():
+            if account.server.has(rid) and account.server.read(rid) != value:
+                account.server.set(rid, value)
 
     # -- inspection -------------------------------------------------------------
 

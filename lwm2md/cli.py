@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from lwm2md import __version__
 from lwm2md.config import DEFAULT_CONFIG_PATH, Config, load_config
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.state_dir:
                 config = dataclasses.replace(config, state_dir=args.state_dir)
             setup_logging(args.log_level or config.logging.level)
-            return asyncio.run(run_daemon(config, simulate=args.simulate))
+            return asyncio.run(run_daemon(config, simulate=args.simulate, config_path=args.config))
         if args.command == "objects":
             config = _load(args.config)
             setup_logging("warning")
@@ -90,26 +91,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 1
 
 
-async def run_daemon(config: Config, *, simulate: bool) -> int:
-    """Run the client until SIGTERM or SIGINT, then De-register and return 0."""
-    from lwm2md.app import Client
+async def run_daemon(config: Config, *, simulate: bool, config_path: str | None = None) -> int:
+    """Run the client until SIGTERM or SIGINT, then De-register and return 0.
 
+    Under systemd: READY=1 once the endpoint is bound, STATUS= with every
+    server's registration state, WATCHDOG=1 from the event loop, RELOADING=1
+    around a SIGHUP reload of ``config_path``, STOPPING=1 on the way out.
+    """
+    from lwm2md.app import Client
+    from lwm2md.service import Notifier
+
+    notifier = Notifier()
     client = Client(config, simulate=simulate)
+    client.on_status = notifier.status
     stop = asyncio.Event()
+    reload_wanted = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
     try:
         await client.start()
     except OSError as exc:
         LOG.error("cannot bind the CoAP endpoint: %s", exc)
         return 1
     LOG.info("lwm2md %s running as endpoint %s", __version__, config.device.endpoint)
+    notifier.ready(client.status())
+    watchdog = _start_watchdog(notifier)
+    reloader = loop.create_task(_reload_loop(client, notifier, reload_wanted, config_path, config.state_dir))
     await stop.wait()
+    notifier.stopping()
     LOG.info("stopping: de-registering")
+    reloader.cancel()
+    if watchdog is not None:
+        watchdog.cancel()
     await client.stop()
     LOG.info("stopped")
     return 0
+
+
+def _start_watchdog(notifier: Any) -> asyncio.Task[None] | None:
+    """Ping the watchdog from the event loop, so a stuck loop stops the pings."""
+    interval = notifier.watchdog_interval()
+    if interval is None:
+        return None
+
+    async def ping() -> None:
+        while True:
+            notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    return asyncio.get_running_loop().create_task(ping(), name="watchdog")
+
+
+async def _reload_loop(
+    client: Any, notifier: Any, wanted: asyncio.Event, config_path: str | None, state_dir: str
+) -> None:
+    while True:
+        await wanted.wait()
+        wanted.clear()
+        notifier.reloading()
+        if config_path is None:
+            LOG.warning("reload requested, but the configuration was not read from a file")
+        else:
+            try:
+                new = load_config(config_path)
+            except ConfigError as exc:
+                LOG.error("reload refused, keeping the running configuration: %s", exc)
+            else:
+                new = dataclasses.replace(new, state_dir=state_dir)
+                changes = await client.apply_config(new)
+                LOG.info("configuration reloaded: %s", "; ".join(changes) or "nothing changed")
+        notifier.ready(client.status())
 
 
 def print_objects(config: Config, *, simulate: bool) -> int:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from lwm2md.engine.clock import Clock
 from lwm2md.errors import code_byte, dotted
+from lwm2md.logsetup import fields
 
 LOG = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class Registration:
         on_failure: Callable[[Registration], None] | None = None,
     ) -> None:
         self.ssid = ssid
+        self._log = fields(ssid=ssid)
         self.requester = requester
         self.clock = clock
         self._params = params
@@ -150,7 +152,12 @@ class Registration:
             task.cancel()
             await asyncio.wait({task})  # a cancellation of stop() itself still propagates
             if not task.cancelled() and task.exception() is not None:
-                LOG.error("server %d: registration task failed", self.ssid, exc_info=task.exception())
+                LOG.error(
+                    "server %d: registration task failed",
+                    self.ssid,
+                    exc_info=task.exception(),
+                    extra=self._log,
+                )
         self.next_attempt_at = None
         if deregister and self.state is State.REGISTERED:
             await self.deregister()
@@ -229,7 +236,7 @@ class Registration:
             if sequence + 1 < max(1, params.sequence_retry_count):
                 await self._retry_wait(params.sequence_delay)
         self._set_state(State.FAILED)
-        LOG.warning("server %d: registration failed after all retries", self.ssid)
+        LOG.warning("server %d: registration failed after all retries", self.ssid, extra=self._log)
         if self._on_failure is not None:
             self._on_failure(self)
         await self._retry_wait(params.sequence_delay)
@@ -238,7 +245,7 @@ class Registration:
         self.next_attempt_at = self.clock.now() + delay
         if self.state is not State.FAILED:
             self._set_state(State.WAITING_RETRY)
-        LOG.info("server %d: next registration attempt in %.0f s", self.ssid, delay)
+        LOG.info("server %d: next registration attempt in %.0f s", self.ssid, delay, extra=self._log)
         while not self._stopping and self.clock.now() < self.next_attempt_at:
             await self._wait(self.next_attempt_at - self.clock.now())
         self.next_attempt_at = None
@@ -268,23 +275,31 @@ class Registration:
         links = self._links()
         self._update_wanted = False  # this Register carries everything; later requests still count
         self._set_state(State.REGISTERING)
-        LOG.info("server %d: registering as %s (lifetime %d s)", self.ssid, params.endpoint, params.lifetime)
+        LOG.info(
+            "server %d: registering as %s (lifetime %d s)",
+            self.ssid,
+            params.endpoint,
+            params.lifetime,
+            extra=self._log,
+        )
         try:
             response = await self.requester.request(
                 "POST", ["rd"], self._query(params), links.encode(), LINK_FORMAT
             )
         except TransportError as exc:
-            LOG.warning("server %d: register got no answer: %s", self.ssid, exc)
+            LOG.warning("server %d: register got no answer: %s", self.ssid, exc, extra=self._log)
             return False
         if response.code != CREATED or not response.location:
-            LOG.warning("server %d: register refused with %s", self.ssid, dotted(response.code))
+            LOG.warning(
+                "server %d: register refused with %s", self.ssid, dotted(response.code), extra=self._log
+            )
             return False
         self.location = response.location
         self.registered_at = self.clock.now()
         self._sent = params
         self._sent_links = links
         self._set_state(State.REGISTERED)
-        LOG.info("server %d: registered at /%s", self.ssid, "/".join(self.location))
+        LOG.info("server %d: registered at /%s", self.ssid, "/".join(self.location), extra=self._log)
         return True
 
     async def update(self) -> bool:
@@ -301,22 +316,32 @@ class Registration:
         if self._sent is not None and params.sms_number != self._sent.sms_number and params.sms_number:
             query.append(f"sms={params.sms_number}")
         payload = links.encode() if links != self._sent_links else b""
-        LOG.debug("server %d: update %s", self.ssid, " ".join(query) or "(no parameters)")
+        LOG.debug("server %d: update %s", self.ssid, " ".join(query) or "(no parameters)", extra=self._log)
         try:
             response = await self.requester.request(
                 "POST", list(self.location), query, payload, LINK_FORMAT if payload else None
             )
         except TransportError as exc:
-            LOG.warning("server %d: update got no answer (%s); registering again", self.ssid, exc)
+            LOG.warning(
+                "server %d: update got no answer (%s); registering again", self.ssid, exc, extra=self._log
+            )
             self._set_state(State.IDLE)
             return False
         if response.code != CHANGED:
-            LOG.warning("server %d: update answered %s; registering again", self.ssid, dotted(response.code))
+            LOG.warning(
+                "server %d: update answered %s; registering again",
+                self.ssid,
+                dotted(response.code),
+                extra=self._log,
+            )
             self._set_state(State.IDLE)
             return False
         self.registered_at = self.clock.now()
+        changed = params != self._sent
         self._sent = params
         self._sent_links = links
+        if changed and self._on_state is not None:
+            self._on_state(self)  # same state, new parameters (lifetime in the status line)
         return True
 
     async def deregister(self) -> bool:
@@ -326,11 +351,11 @@ class Registration:
         try:
             response = await self.requester.request("DELETE", list(self.location))
         except TransportError as exc:
-            LOG.warning("server %d: de-register got no answer: %s", self.ssid, exc)
+            LOG.warning("server %d: de-register got no answer: %s", self.ssid, exc, extra=self._log)
             return False
         self._set_state(State.DEREGISTERED)
         self.location = ()
-        LOG.info("server %d: de-registered (%s)", self.ssid, dotted(response.code))
+        LOG.info("server %d: de-registered (%s)", self.ssid, dotted(response.code), extra=self._log)
         return response.code == DELETED
 
     def describe(self) -> str:

@@ -34,6 +34,7 @@ from lwm2md.engine.observe import Observation
 from lwm2md.engine.registration import CoapResponse, Requester, TransportError
 from lwm2md.engine.requests import InboundRequest, Outcome
 from lwm2md.errors import InternalError, Lwm2mError
+from lwm2md.logsetup import fields
 from lwm2md.model.path import Path
 from lwm2md.model.types import Record
 
@@ -167,7 +168,7 @@ class _Site:
                 outcome = await self._endpoint.handle(request, ssid)
             except Lwm2mError as exc:
                 LOG.info("server %d: %s %s -> %s (%s)", ssid, request.code, _path_text(request),
-                         exc.dotted_code, exc)
+                         exc.dotted_code, exc, extra=_request_fields(ssid, request))
                 return Message(code=Code(exc.code), payload=str(exc).encode()[:120])
             except Exception:
                 LOG.exception("server %d: %s %s failed", ssid, request.code, _path_text(request))
@@ -185,6 +186,11 @@ class _Site:
 
     async def needs_blockwise_assembly(self, request: Message) -> bool:
         return False
+
+
+def _request_fields(ssid: int, request: Message) -> dict[str, str]:
+    return fields(ssid=ssid, path=_path_text(request), operation=str(request.code),
+                  peer=request.remote.hostinfo)
 
 
 def _path_text(message: Message) -> str:
@@ -321,7 +327,7 @@ class CoapEndpoint:
             accept=_int_or_none(request.opt.accept),
             observe=request.opt.observe,
         )
-        LOG.debug("server %d: %s %s", ssid, method, inbound.path)
+        LOG.debug("server %d: %s %s", ssid, method, inbound.path, extra=_request_fields(ssid, request))
         return await self._handler(inbound)
 
     def begin_observation(self, pipe: Any, first: Message, outcome: Outcome) -> None:
