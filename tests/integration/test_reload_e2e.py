@@ -21,7 +21,7 @@ def test_add_and_remove_servers_and_change_sensors_while_running() -> None:
                         "device": {"endpoint": EP, "manufacturer": "Test Inc", "model": "IT-1"},
                         "server": [
                             {"uri": r.server.uri, "short_id": 1, "lifetime": 300,
-                             "communication_retry_timer": 10},  # fmt: skip
+                             "communication_retry_timer": 10},
                             {"uri": second.uri, "short_id": 2, "lifetime": 600},
                         ],
                         "sensor": [{"driver": "simulated", "objects": [3303, 3304], "interval": 5.0}],
