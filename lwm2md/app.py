@@ -18,6 +18,7 @@ from lwm2md.codec import ContentFormat
 from lwm2md.codec.linkformat import Link, format_links
 from lwm2md.config import Config, SensorConfig, ServerConfig
 from lwm2md.drivers.base import DriverError, Sensor
+from lwm2md.drivers.gpio import make_pin_factory
 from lwm2md.drivers.registry import create_sensor
 from lwm2md.drivers.system.linux import read_host_facts
 from lwm2md.engine.attributes import AttributeStore
@@ -32,6 +33,7 @@ from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import Path
 from lwm2md.model.types import Record, ResourceData
 from lwm2md.objects.device import build_device_instance, run_command
+from lwm2md.objects.digital import DigitalInputInstance, DigitalOutputInstance, build_gpio_instance
 from lwm2md.objects.sampling import SensorSampler, build_sensor_instances
 from lwm2md.objects.server import ServerAccount, build_security_instance, build_server_instance
 from lwm2md.objects.tree import LwM2MObject, ObjectTree
@@ -102,6 +104,7 @@ class Client:
         )
         self.registrations: dict[int, Registration] = {}
         self.samplers: list[SensorSampler] = []
+        self.gpios: list[DigitalInputInstance | DigitalOutputInstance] = []
         self.sender: Sender | None = None
         self.host_root = host_root
         self.on_status: Callable[[str], None] | None = None
@@ -129,6 +132,7 @@ class Client:
             self._add_account(server)
         self._build_device()
         self._build_sensors()
+        self._build_gpios()
 
     def _add_account(self, server: ServerConfig) -> ServerAccount:
         """Security and Server instances (same iid, the lowest free) for one server."""
@@ -164,6 +168,32 @@ class Client:
                 self.tree, sensor, sensor_cfg.objects, sensor_cfg.instances
             )
             self.samplers.append(SensorSampler(sensor, instances, sensor_cfg.interval))
+
+    def _build_gpios(self) -> None:
+        """One instance per ``[[gpio]]`` table; a pin that cannot be opened answers 5.00 alone."""
+        cfg = self.config
+        if not cfg.gpios:
+            return
+        factory_name = "mock" if self.simulate else cfg.platform.gpio_pin_factory
+        try:
+            factory = make_pin_factory(factory_name)
+        except (DriverError, ValueError) as exc:
+            LOG.error("%s: GPIO pin factory %r unavailable, [[gpio]] tables disabled: %s",
+                      cfg.source, factory_name or "default", exc)
+            return
+        for gpio in cfg.gpios:
+            self.gpios.append(build_gpio_instance(
+                self.tree, kind=gpio.kind, pin=gpio.pin, iid=gpio.instance, pin_factory=factory,
+                pull_up=gpio.pull_up, active_high=gpio.active_high, debounce_ms=gpio.debounce_ms,
+                edge=gpio.edge, initial=gpio.initial, application_type=gpio.application_type,
+                clock=self.clock,
+            ))  # fmt: skip
+
+    def _close_gpios(self) -> None:
+        for instance in self.gpios:
+            instance.close()
+            self.tree.remove_instance(instance.oid, instance.iid)
+        self.gpios = []
 
     def _build_device(self) -> None:
         dev = self.config.device
@@ -312,6 +342,8 @@ class Client:
             LOG.warning("de-registration did not finish within %.0f s; stopping anyway", timeout)
         for ssid in list(self.accounts):
             self.observe.stop_server(ssid)
+        for instance in self.gpios:
+            instance.close()
         await self.endpoint.close()
 
     # -- reload -----------------------------------------------------------------
@@ -368,6 +400,10 @@ class Client:
             for sampler in self.samplers:
                 sampler.start(self.clock)
             changes.append("[[sensor]] tables applied")
+        if new.gpios != old.gpios or new.platform != old.platform:
+            self._close_gpios()
+            self._build_gpios()
+            changes.append("[[gpio]] tables applied")
         if new.send != old.send:
             if self.sender is not None:
                 await self.sender.stop()

@@ -79,3 +79,28 @@ def test_changed_uri_re_registers_at_the_new_server() -> None:
                 await other.stop()
 
     run(scenario())
+
+
+def test_gpio_tables_from_the_config_are_served_with_the_mock_factory_under_simulate() -> None:
+    async def scenario() -> None:
+        gpio = [
+            {"kind": "input", "pin": 17, "instance": 4, "pull_up": True},
+            {"kind": "output", "pin": 27, "initial": True},
+        ]
+        async with rig(gpio=gpio) as r:
+            reg = r.server.registrations[EP]
+            assert "/3200/4" in reg.objects and "/3201/0" in reg.objects
+            assert (await r.server.read(EP, "/3201/0/5550")).payload == b"1"
+            assert (await r.server.write(EP, "/3201/0/5550", False, fmt=0)).code == "2.04"
+            assert (await r.server.read(EP, "/3200/4/5500")).code == "2.05"
+            without = dataclasses.replace(r.client.config, gpios=r.client.config.gpios[:1])
+            assert await r.client.apply_config(without) == ["[[gpio]] tables applied"]
+            await r.clock.settle()
+            while True:
+                update = await r.server.wait_event("update", endpoint=EP)
+                assert update.registration is not None
+                if "/3201/0" not in update.registration.objects:
+                    break
+            assert "/3200/4" in update.registration.objects
+
+    run(scenario())
