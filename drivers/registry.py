@@ -45,7 +45,14 @@ class UnknownDriver(ValueError):
 Probe = Callable[[Any, int], bool]
 """``probe(bus, address)``: True when the chip at ``address`` is this driver's (chip-id check)."""
 
-BUILTIN_DRIVER_MODULES: tuple[str, ...] = ()
+BUILTIN_DRIVER_MODULES: tuple[str, ...] = (
+    "i2c.bme280",
+    "i2c.sht",
+    "i2c.tmp102",
+    "i2c.bh1750",
+    "i2c.ina219",
+    "i2c.ads1115",
+)
 """Modules (under lwm2md.drivers) whose import registers the built-in hardware drivers."""
 
 

@@ -694,6 +694,12 @@ def _servers(raw: object, source: str, base_dir: str | None) -> tuple[ServerConf
     return tuple(servers)
 
 
+def _sensor_drivers() -> list[str]:
+    from lwm2md.drivers.registry import sensor_drivers
+
+    return sensor_drivers()
+
+
 def _sensors(raw: list[Any], source: str) -> tuple[SensorConfig, ...]:
     sensors: list[SensorConfig] = []
     owner: dict[tuple[int, int], int] = {}
@@ -701,6 +707,9 @@ def _sensors(raw: list[Any], source: str) -> tuple[SensorConfig, ...]:
         prefix = f"sensor[{i}]"
         values, extras = _SENSOR.read(table, prefix, source)
         sensor = SensorConfig(**values, options=extras)
+        known = _sensor_drivers()
+        if sensor.driver not in known:
+            _fail(source, f"{prefix}.driver", sensor.driver, "one of: " + ", ".join(known))
         if sensor.instances is not None:
             if len(sensor.instances) != len(sensor.objects):
                 _fail(

@@ -215,6 +215,8 @@ SENSOR = '[[sensor]]\ndriver = "simulated"\n'
 BAD_INPUTS = [
     ("unknown-top-key", "bogus = 1\n" + SERVER, "bogus", "'bogus'", "objects_dir"),
     ("unknown-table", SERVER + "[radio]\napn = 'x'\n", "radio", "'radio'", "one of: "),
+    ("unknown-driver", SERVER + "[[sensor]]\ndriver = 'bme281'\nobjects = [3303]\n", "sensor[0].driver",
+     "'bme281'", "bme280"),
     ("unknown-modem-key", SERVER + "[modem]\nport = 'x'\napn = 'x'\n", "modem.apn", "'apn'", "baudrate"),
     ("modem-without-port", SERVER + "[modem]\nbaudrate = 9600\n", "modem.port", "nothing", "required"),
     ("gpio-bad-kind", SERVER + "[[gpio]]\nkind = 'relay'\npin = 4\n", "gpio[0].kind", "'relay'", "input"),

@@ -183,25 +183,32 @@ def build_sensor_instances(
     """Create one SensorInstance per object in ``objects`` and add them to ``tree``.
 
     ``instances`` gives the iids pairwise with ``objects``; without it each
-    instance takes its object's lowest free iid. Definitions come from
-    ``catalog`` (default: the tree's). Everything is checked before the tree
-    changes: ValueError for an empty, repeated or non-IPSO-sensor object, an
-    object missing from the catalog, a quantity the sensor does not measure,
-    a length mismatch or an iid already in use.
+    instance takes its object's lowest free iid. Entry ``i`` is fed the
+    sensor's kind ``<kind><i>`` when it measures one (a multi-channel chip:
+    ``objects = [3202, 3202]`` reads ``analog0`` and ``analog1``), else the
+    plain kind of the object. Definitions come from ``catalog`` (default: the
+    tree's). Everything is checked before the tree changes: ValueError for an
+    empty or non-IPSO-sensor object, the same (object, kind) twice, an object
+    missing from the catalog, a quantity the sensor does not measure, a
+    length mismatch or an iid already in use.
     """
     catalog = catalog if catalog is not None else tree.catalog
     if not objects:
         raise ValueError(f"sensor {sensor.name}: no objects to feed")
-    if len(set(objects)) != len(objects):
-        raise ValueError(f"sensor {sensor.name}: objects {list(objects)} repeat an object")
     if instances is not None and len(instances) != len(objects):
         raise ValueError(f"sensor {sensor.name}: {len(instances)} instance ids for {len(objects)} objects")
     quantities = sensor.quantities()
     built: list[SensorInstance] = []
+    fed: set[tuple[int, str]] = set()
+    taken: dict[int, set[int]] = {}
     for index, oid in enumerate(objects):
-        kind = IPSO_QUANTITY.get(oid)
-        if kind is None:
+        base = IPSO_QUANTITY.get(oid)
+        if base is None:
             raise ValueError(f"sensor {sensor.name}: object {oid} is not an IPSO sensor object")
+        kind = f"{base}{index}" if f"{base}{index}" in quantities else base
+        if (oid, kind) in fed:
+            raise ValueError(f"sensor {sensor.name}: objects {list(objects)} repeat an object")
+        fed.add((oid, kind))
         definition = catalog.get(oid)
         if definition is None:
             raise ValueError(f"sensor {sensor.name}: object {oid} is not in the catalog")
@@ -210,13 +217,14 @@ def build_sensor_instances(
             raise ValueError(
                 f"sensor {sensor.name} measures {', '.join(sorted(quantities))}, not {kind} (object {oid})"
             )
-        existing = tree.object(oid).instances if tree.has_object(oid) else {}
+        used = taken.setdefault(oid, set(tree.object(oid).instances if tree.has_object(oid) else ()))
         if instances is not None:
             iid = instances[index]
-            if iid in existing:
+            if iid in used:
                 raise ValueError(f"sensor {sensor.name}: /{oid}/{iid} already exists")
         else:
-            iid = next(i for i in range(len(existing) + 1) if i not in existing)
+            iid = next(i for i in range(len(used) + 1) if i not in used)
+        used.add(iid)
         built.append(SensorInstance(definition, iid, quantity))
     for instance in built:
         tree.add_instance(instance)
