@@ -52,6 +52,7 @@ SERVER_OID = 1
 REGISTRATION_RIDS = frozenset({1, 7})  # Lifetime, Binding
 DEFAULT_PERIOD_RIDS = frozenset({2, 3})  # Default Minimum / Maximum Period
 STOP_TIMEOUT = 10.0
+FIRST_SAMPLE_TIMEOUT = 2.0
 
 
 def _needs_new_registration(before: ServerConfig, after: ServerConfig) -> bool:
@@ -279,6 +280,7 @@ class Client:
         ep_cfg = self.config.endpoint
         await self.endpoint.start(ep_cfg.bind_address, ep_cfg.local_port)
         LOG.info("CoAP endpoint bound on port %d", self.endpoint.local_port)
+        await self._first_samples()
         for sampler in self.samplers:
             sampler.start(self.clock)
         for account in self.accounts.values():
@@ -294,6 +296,21 @@ class Client:
                 lambda: self._registered_requester(send_cfg.short_id),
             )
             self.sender.start()
+
+    async def _first_samples(self) -> None:
+        """Read every sensor once before registering, so the first Read has a value.
+
+        Bounded by FIRST_SAMPLE_TIMEOUT: a slow or absent chip only delays
+        start-up that long (its instances answer 5.00 until a sample lands).
+        """
+        if not self.samplers:
+            return
+        first = asyncio.gather(*(sampler.sample_once(at=self.clock.wall()) for sampler in self.samplers))
+        try:
+            await asyncio.wait_for(first, FIRST_SAMPLE_TIMEOUT)
+        except TimeoutError:
+            LOG.warning("first sensor readings took longer than %.0f s; registering anyway",
+                        FIRST_SAMPLE_TIMEOUT)
 
     async def _start_registration(self, server: ServerConfig) -> None:
         account = self.accounts[server.short_id]

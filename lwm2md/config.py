@@ -1,8 +1,7 @@
 """Configuration: load ``lwm2md.toml`` into frozen, validated dataclasses.
 
-Contract: :func:`load_config`, :func:`parse_config` and :func:`default_config`
-either return a fully validated :class:`Config` or raise
-:class:`~lwm2md.errors.ConfigError` naming the file, the key path
+Contract: :func:`load_config` and :func:`parse_config` either return a fully
+validated :class:`Config` or raise :class:`~lwm2md.errors.ConfigError` naming the file, the key path
 (``server[1].lifetime``, ``sensor[0].objects[2]``), the value found and what
 was expected. PSK keys never appear in an error message or a repr.
 
@@ -826,18 +825,3 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(source, "", str(exc), "valid TOML") from exc
     return parse_config(data, source, base_dir=os.path.dirname(os.path.abspath(source)))
 
-
-def default_config() -> Config:
-    """Return the embedded demo configuration, validated like a file.
-
-    One NoSec server at coap://127.0.0.1:5683 (short_id 1) and two simulated
-    sensors: temperature (3303) and humidity (3304).
-    """
-    data: dict[str, Any] = {
-        "server": [{"uri": "coap://127.0.0.1:5683", "short_id": 1}],
-        "sensor": [
-            {"driver": "simulated", "objects": [3303]},
-            {"driver": "simulated", "objects": [3304]},
-        ],
-    }
-    return parse_config(data, "<default>")

@@ -30,7 +30,7 @@ T = TypeVar("T")
 DEMO_ENDPOINT = "lwm2md-demo"
 
 DEMO_CONFIG = """\
-# The embedded demo configuration: simulated sensors, one local test server.
+# The embedded demo configuration: simulated hardware, one local test server.
 [device]
 endpoint = "{endpoint}"
 manufacturer = "lwm2md demo"
@@ -42,10 +42,18 @@ short_id = 1
 lifetime = 60
 binding = "U"
 
+# A BME280 on I2C bus 1; with --simulate the real driver runs on a simulated bus.
 [[sensor]]
-driver = "simulated"
-objects = [3303, 3304]
+driver = "bme280"
+bus = 1
+address = 0x76
+objects = [3303, 3304, 3315]
 interval = 1.0
+period = 60.0
+
+[[gpio]]
+kind = "output"
+pin = 27
 
 [send]
 paths = ["/3303/0/5700", "/3304/0/5700"]
@@ -112,7 +120,9 @@ async def run_demo(duration: float = 12.0) -> int:
         await server.write_attributes(DEMO_ENDPOINT, "/3303/0/5700", pmin=1, pmax=4)
         _say("write-attributes /3303/0/5700 pmin=1 pmax=4")
         obs = await server.observe(DEMO_ENDPOINT, "/3303/0/5700")
-        _say(f"observing /3303/0/5700, first value {_show_records(obs.first.records)}")
+        _say(f"observing /3303/0/5700 -> {obs.first.code}, first value {_show_records(obs.first.records)}")
+        if not obs.active:
+            raise RuntimeError("the daemon refused the observation")
         deadline = asyncio.get_running_loop().time() + duration
         while (remaining := deadline - asyncio.get_running_loop().time()) > 0:
             try:

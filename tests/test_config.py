@@ -21,7 +21,6 @@ from lwm2md.config import (
     SendConfig,
     SensorConfig,
     ServerConfig,
-    default_config,
     default_endpoint,
     load_config,
     parse_config,
@@ -53,15 +52,21 @@ def load_error(tmp_path: Path, text: str) -> tuple[ConfigError, Path]:
 # --------------------------------------------------------------------------- valid input
 
 
-def test_example_file_loads_and_matches_the_embedded_default() -> None:
+def test_example_file_loads_with_every_hardware_table() -> None:
     cfg = load_config(EXAMPLE)
     assert cfg.source == str(EXAMPLE)
     assert cfg.servers[0].uri == "coap://127.0.0.1:5683"
-    assert [s.objects for s in cfg.sensors] == [(3303,), (3304,)]
-    assert all(s.driver == "simulated" for s in cfg.sensors)
-    # Every value written in the example is the default, so it equals default_config().
-    default = default_config()
-    assert dataclasses.replace(cfg, source="<default>", device=default.device) == default
+    assert [(s.driver, s.objects) for s in cfg.sensors] == [
+        ("bme280", (3303, 3304, 3315)),
+        ("sht4x", (3303, 3304)),
+        ("bh1750", (3301,)),
+        ("ina219", (3316, 3317, 3328)),
+        ("ads1115", (3202,)),
+    ]
+    assert cfg.sensors[0].options == {"bus": 1, "address": 0x76}
+    # Every server key written in the example is the default.
+    assert cfg.servers[0] == parse_config({"server": [{"uri": "coap://127.0.0.1:5683", "short_id": 1}]},
+                                          "x").servers[0]  # fmt: skip
 
 
 def test_example_file_shows_every_key() -> None:
@@ -73,25 +78,13 @@ def test_example_file_shows_every_key() -> None:
     assert missing == []
 
 
-def test_example_bme280_block_parses_when_uncommented(tmp_path: Path) -> None:
+def test_example_commented_tmp102_block_parses_when_uncommented(tmp_path: Path) -> None:
     lines = EXAMPLE.read_text().splitlines()
-    start = lines.index("# [[sensor]]")
+    start = lines.index('# driver = "tmp102"') - 1
     block = [line[2:] for line in lines[start : start + 5]]
-    assert block[1] == 'driver = "bme280"'
     cfg = load_config(write(tmp_path, SERVER + "\n".join(block) + "\n"))
     sensor = cfg.sensors[0]
-    assert sensor.objects == (3303, 3304, 3315)
-    assert sensor.options == {"bus": 1, "address": 0x76}
-
-
-def test_default_config_contents() -> None:
-    cfg = default_config()
-    assert cfg.source == "<default>"
-    (server,) = cfg.servers
-    assert (server.scheme, server.host, server.port, server.short_id) == ("coap", "127.0.0.1", 5683, 1)
-    assert server.security == "nosec"
-    assert [(s.driver, s.objects) for s in cfg.sensors] == [("simulated", (3303,)), ("simulated", (3304,))]
-    assert cfg.device.endpoint.startswith("lwm2md-")
+    assert (sensor.driver, sensor.objects, sensor.options) == ("tmp102", (3303,), {"bus": 1, "address": 0x49})
 
 
 def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
@@ -176,7 +169,7 @@ def test_binding_accepts_valid_combinations() -> None:
 
 
 def test_config_is_frozen() -> None:
-    cfg = default_config()
+    cfg = load_config(EXAMPLE)
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.servers[0].lifetime = 5  # type: ignore[misc]
 

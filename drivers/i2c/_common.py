@@ -299,15 +299,15 @@ def simulator(
 ) -> Callable[[Mapping[str, Any]], Sensor]:
     """A registry simulator: the real driver built by ``make`` on a FakeSMBus with ``chip(address)``.
 
-    Options are validated as for hardware; ``seed`` and ``period`` shape the
-    signal. ``chip(address)`` must return a model with ``set_environment``
+    Options are validated as for hardware; ``seed`` (default: the bus and
+    address, so two simulated chips differ) and ``period`` shape the signal. ``chip(address)`` must return a model with ``set_environment``
     (TypeError otherwise).
     """
     quantities = tuple(quantities)
 
     def factory(options: Mapping[str, Any]) -> Sensor:
         opts = parse_i2c_options(options, driver=driver, addresses=addresses, allowed=allowed)
-        seed = options.get("seed", 0)
+        seed = options.get("seed", opts.bus * 256 + opts.address)
         if not _is_int(seed):
             raise ValueError(f"{driver}: option seed must be an integer, not {seed!r}")
         period = {"period": options["period"]} if "period" in options else {}
