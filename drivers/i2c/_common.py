@@ -300,8 +300,9 @@ def simulator(
     """A registry simulator: the real driver built by ``make`` on a FakeSMBus with ``chip(address)``.
 
     Options are validated as for hardware; ``seed`` (default: the bus and
-    address, so two simulated chips differ) and ``period`` shape the signal. ``chip(address)`` must return a model with ``set_environment``
-    (TypeError otherwise).
+    address, so two simulated chips differ) and ``period`` shape the signal.
+    ``chip(address)`` must return a model with ``set_environment`` (TypeError
+    otherwise).
     """
     quantities = tuple(quantities)
 
