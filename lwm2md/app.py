@@ -18,7 +18,9 @@ from lwm2md.codec import ContentFormat
 from lwm2md.codec.linkformat import Link, format_links
 from lwm2md.config import Config, SensorConfig, ServerConfig
 from lwm2md.drivers.base import DriverError, Sensor
+from lwm2md.drivers.fake.modem import FakeModem
 from lwm2md.drivers.gpio import make_pin_factory
+from lwm2md.drivers.modem.at import AtChannel
 from lwm2md.drivers.registry import create_sensor
 from lwm2md.drivers.system.linux import read_host_facts
 from lwm2md.engine.attributes import AttributeStore
@@ -32,6 +34,7 @@ from lwm2md.logsetup import set_level
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import Path
 from lwm2md.model.types import Record, ResourceData
+from lwm2md.objects.connectivity import ConnectivityObjects, build_connectivity_objects
 from lwm2md.objects.device import build_device_instance, run_command
 from lwm2md.objects.digital import DigitalInputInstance, DigitalOutputInstance, build_gpio_instance
 from lwm2md.objects.sampling import SensorSampler, build_sensor_instances
@@ -106,6 +109,9 @@ class Client:
         self.registrations: dict[int, Registration] = {}
         self.samplers: list[SensorSampler] = []
         self.gpios: list[DigitalInputInstance | DigitalOutputInstance] = []
+        self.modem_channel: AtChannel | None = None
+        self.connectivity: ConnectivityObjects | None = None
+        self.fake_modem: FakeModem | None = None
         self.sender: Sender | None = None
         self.host_root = host_root
         self.on_status: Callable[[str], None] | None = None
@@ -134,6 +140,7 @@ class Client:
         self._build_device()
         self._build_sensors()
         self._build_gpios()
+        self._build_modem()
 
     def _add_account(self, server: ServerConfig) -> ServerAccount:
         """Security and Server instances (same iid, the lowest free) for one server."""
@@ -195,6 +202,47 @@ class Client:
             instance.close()
             self.tree.remove_instance(instance.oid, instance.iid)
         self.gpios = []
+
+    def _build_modem(self) -> None:
+        """/4 and /7 from the ``[modem]`` table (a fake modem under --simulate)."""
+        modem = self.config.modem
+        if modem is None:
+            return
+        opener = None
+        if self.simulate:
+            self.fake_modem = FakeModem(modem.vendor or "quectel")
+            opener = self.fake_modem.open_stream
+        try:
+            self.modem_channel = AtChannel(
+                modem.port, baudrate=modem.baudrate, clock=self.clock, opener=opener
+            )
+        except ValueError as exc:
+            LOG.error("%s: [modem] disabled: %s", self.config.source, exc)
+            return
+        self.connectivity = build_connectivity_objects(
+            self.tree, self.modem_channel, interface=modem.interface, interval=modem.interval,
+            clock=self.clock, vendor=modem.vendor,
+        )
+
+    async def _close_modem(self) -> None:
+        if self.connectivity is not None:
+            await self.connectivity.stop()
+            for oid in (4, 7):
+                if self.tree.has_object(oid) and 0 in self.tree.object(oid).instances:
+                    self.tree.remove_instance(oid, 0)
+            self.connectivity = None
+        if self.modem_channel is not None:
+            await self.modem_channel.close()
+            self.modem_channel = None
+        if self.fake_modem is not None:
+            self.fake_modem.close()
+            self.fake_modem = None
+
+    async def _start_modem(self) -> None:
+        if self.modem_channel is not None:
+            await self.modem_channel.open()
+        if self.connectivity is not None:
+            self.connectivity.start()
 
     def _build_device(self) -> None:
         dev = self.config.device
@@ -283,6 +331,7 @@ class Client:
         await self._first_samples()
         for sampler in self.samplers:
             sampler.start(self.clock)
+        await self._start_modem()
         for account in self.accounts.values():
             await self._start_registration(account.config)
         self._start_sender()
@@ -361,6 +410,7 @@ class Client:
             self.observe.stop_server(ssid)
         for instance in self.gpios:
             instance.close()
+        await self._close_modem()
         await self.endpoint.close()
 
     # -- reload -----------------------------------------------------------------
@@ -421,6 +471,11 @@ class Client:
             self._close_gpios()
             self._build_gpios()
             changes.append("[[gpio]] tables applied")
+        if new.modem != old.modem:
+            await self._close_modem()
+            self._build_modem()
+            await self._start_modem()
+            changes.append("[modem] applied")
         if new.send != old.send:
             if self.sender is not None:
                 await self.sender.stop()

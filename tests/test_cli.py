@@ -102,3 +102,63 @@ def test_demo_runs_end_to_end() -> None:
     assert "registered: lwm2md-demo" in result.stdout
     assert "notification: /3303/0/5700=" in result.stdout
     assert "de-registered: yes" in result.stdout
+
+
+def test_example_config_under_simulate_shows_every_object(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        server = await TestServer.start("127.0.0.1", 0, log=lambda line: None)
+        config = tmp_path / "lwm2md.toml"
+        text = EXAMPLE.read_text().replace("coap://127.0.0.1:5683", server.uri)
+        config.write_text(text.replace('# endpoint = "gw-0001"', 'endpoint = "sim-gw"'))
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lwm2md", "run", "--simulate", "--config", str(config),
+            "--state-dir", str(tmp_path), stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            reg = await server.wait_registered(timeout=20)
+            wanted = ["/1/0", "/3/0", "/4/0", "/7/0", "/3200/0", "/3201/0", "/3202/0", "/3301/0", "/3303/0",
+                      "/3303/1", "/3304/0", "/3304/1", "/3315/0", "/3316/0", "/3317/0", "/3328/0", "/3347/0"]
+            assert [target for target in wanted if target not in reg.objects] == []
+            temperature = await server.read(reg.endpoint, "/3303/0/5700")
+            assert temperature.code == "2.05" and -40 <= float(temperature.text) <= 85
+            pressure = await server.read(reg.endpoint, "/3315/0/5701")
+            assert pressure.payload == b"Pa"
+            child.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(child.wait(), 20) == 0
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+            await server.stop()
+
+    run(scenario())
+
+
+def test_without_hardware_each_table_fails_alone_and_the_device_registers(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        server = await TestServer.start("127.0.0.1", 0, log=lambda line: None)
+        config = tmp_path / "lwm2md.toml"
+        config.write_text(EXAMPLE.read_text().replace("coap://127.0.0.1:5683", server.uri)
+                          .replace('port = "/dev/ttyUSB2"', f'port = "{tmp_path}/ttyUSB9"')
+                          .replace("bus = 1", "bus = 99"))  # fmt: skip
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lwm2md", "run", "--config", str(config), "--state-dir", str(tmp_path),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            reg = await server.wait_registered(timeout=20)
+            assert "/3/0" in reg.objects and "/3303/0" not in reg.objects
+            assert (await server.read(reg.endpoint, "/3/0/0")).code in ("2.05", "4.04")
+            child.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(child.wait(), 20) == 0
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+            await server.stop()
+        assert child.stderr is not None
+        log = (await child.stderr.read()).decode()
+        assert log.count("/dev/i2c-99 does not exist") == 5, log
+        assert "ttyUSB9" in log
+
+    run(scenario())

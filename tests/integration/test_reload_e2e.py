@@ -104,3 +104,21 @@ def test_gpio_tables_from_the_config_are_served_with_the_mock_factory_under_simu
             assert "/3200/4" in update.registration.objects
 
     run(scenario())
+
+
+def test_modem_table_under_simulate_serves_connectivity_objects() -> None:
+    async def scenario() -> None:
+        async with rig(modem={"port": "/dev/ttyUSB2", "interval": 30}) as r:
+            reg = r.server.registrations[EP]
+            assert "/4/0" in reg.objects
+            fake = r.client.fake_modem
+            assert fake is not None
+            for _ in range(200):  # the first poll runs when the channel opens
+                response = await r.server.read(EP, "/4/0/2")
+                if response.code == "2.05":
+                    break
+                await r.clock.advance(1)
+            assert response.code == "2.05"
+            assert isinstance(response.value, int) and -140 <= response.value <= -40
+
+    run(scenario())
