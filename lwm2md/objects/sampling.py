@@ -89,12 +89,8 @@ class SensorSampler:
         """
         try:
             values = await self._run_blocking(self.sensor.read)
-        except DriverError as exc:
-            self._failed(exc)
-            return False
         except Exception as exc:
-            self._failed_unexpectedly(exc)
-            return False
+            return self._read_failed(exc)
         self._feed(values, at)
         return True
 
@@ -102,14 +98,18 @@ class SensorSampler:
         """Like :meth:`sample_once` but reading in the calling thread (CLI use, no event loop)."""
         try:
             values = self.sensor.read()
-        except DriverError as exc:
-            self._failed(exc)
-            return False
         except Exception as exc:
-            self._failed_unexpectedly(exc)
-            return False
+            return self._read_failed(exc)
         self._feed(values, at)
         return True
+
+    def _read_failed(self, exc: Exception) -> bool:
+        """Record a failed read (a driver fault or a driver bug); always False."""
+        if isinstance(exc, DriverError):
+            self._failed(exc)
+        else:
+            self._failed_unexpectedly(exc)
+        return False
 
     def _feed(self, values: Mapping[str, float], at: float | None) -> None:
         self._failures = 0
