@@ -40,6 +40,7 @@ from lwm2md.objects.digital import DigitalInputInstance, DigitalOutputInstance, 
 from lwm2md.objects.sampling import SensorSampler, build_sensor_instances
 from lwm2md.objects.server import ServerAccount, build_security_instance, build_server_instance
 from lwm2md.objects.tree import LwM2MObject, ObjectTree
+from lwm2md.state import WrittenValues
 from lwm2md.transport.coap import CoapEndpoint, resolve_peer
 
 LOG = logging.getLogger(__name__)
@@ -118,6 +119,10 @@ class Client:
         self._sensor_factory = sensor_factory or default_sensor_factory
         self._started = False
         self._build_tree()
+        self.written = WrittenValues(self.dm, config.state_dir)
+        restored = self.written.restore()
+        if restored:
+            LOG.info("restored %d server-written value(s) from %s", restored, self.written.file.path)
         self.tree.on_structure_change(self._structure_changed)
         self.tree.on_value_change(self._value_changed)
 
@@ -325,6 +330,7 @@ class Client:
 
     async def start(self) -> None:
         """Bind the endpoint and start registrations, sampling and Send."""
+        self.written.attach()
         ep_cfg = self.config.endpoint
         await self.endpoint.start(ep_cfg.bind_address, ep_cfg.local_port)
         LOG.info("CoAP endpoint bound on port %d", self.endpoint.local_port)

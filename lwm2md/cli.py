@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a configuration file")
     check.add_argument("config", nargs="?", default=DEFAULT_CONFIG_PATH)
 
+    reset = sub.add_parser("reset-state", help="forget values servers wrote (back to the config file)")
+    reset.add_argument("--config", default=DEFAULT_CONFIG_PATH)
+    reset.add_argument("--state-dir", help="state directory (default from the config)")
+
     objects = sub.add_parser("objects", help="print the object tree with current values")
     objects.add_argument("--config", default=DEFAULT_CONFIG_PATH)
     objects.add_argument("--simulate", action="store_true")
@@ -68,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 config = dataclasses.replace(config, state_dir=args.state_dir)
             setup_logging(args.log_level or config.logging.level)
             return asyncio.run(run_daemon(config, simulate=args.simulate, config_path=args.config))
+        if args.command == "reset-state":
+            config = _load(args.config)
+            return reset_state(args.state_dir or config.state_dir)
         if args.command == "objects":
             config = _load(args.config)
             setup_logging("warning")
@@ -163,6 +170,16 @@ async def _reload_loop(
                 changes = await client.apply_config(new)
                 LOG.info("configuration reloaded: %s", "; ".join(changes) or "nothing changed")
         notifier.ready(client.status())
+
+
+def reset_state(state_dir: str) -> int:
+    """Delete the state files under ``state_dir``; the config file's values apply at next start."""
+    from lwm2md.persist import StateFile
+    from lwm2md.state import FILE_NAME
+
+    StateFile(state_dir, FILE_NAME).remove()
+    print(f"{state_dir}: stored state removed; restart lwm2md to apply the configuration file")
+    return 0
 
 
 def print_objects(config: Config, *, simulate: bool) -> int:

@@ -162,3 +162,11 @@ def test_without_hardware_each_table_fails_alone_and_the_device_registers(tmp_pa
         assert "ttyUSB9" in log
 
     run(scenario())
+
+
+def test_reset_state_removes_stored_values(tmp_path: Path) -> None:
+    stored = tmp_path / "written.json"
+    stored.write_text('{"version": 1, "content": {"values": {}}}')
+    result = lwm2md("reset-state", "--config", str(EXAMPLE), "--state-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert not stored.exists()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import cast
 
 from lwm2md.codec.linkformat import Link
@@ -95,6 +95,8 @@ class DeviceManagement:
     def __init__(self, tree: ObjectTree, attributes: AttributeStore) -> None:
         self.tree = tree
         self.attributes = attributes
+        self.written: list[Callable[[Sequence[Path]], None]] = []
+        """Told the resource paths a successful server Write (or Create) changed."""
 
     # -- lookups ----------------------------------------------------------
 
@@ -275,6 +277,14 @@ class DeviceManagement:
                 for inst, rid, old in reversed(undo):
                     self._restore(inst, rid, old)
                 raise
+        self._tell_written([Path(inst.oid, inst.iid, rid) for inst, rid, _ in undo])
+
+    def _tell_written(self, paths: Sequence[Path]) -> None:
+        for listener in list(self.written):
+            try:
+                listener(paths)
+            except Exception:
+                LOG.exception("write listener failed")
 
     @staticmethod
     def _snapshot(inst: ObjectInstance, rid: int) -> object:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +36,15 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
     asyncio.run(bounded())
 
 
-def make_config(uri: str, **extra: Any) -> Config:
-    """A config for ``uri`` with one simulated sensor feeding /3303/0 and /3304/0."""
+def make_config(uri: str, state_dir: str | None = None, **extra: Any) -> Config:
+    """A config for ``uri`` with one simulated sensor feeding /3303/0 and /3304/0.
+
+    ``state_dir`` defaults to a fresh temporary directory.
+    """
+    if state_dir is None:
+        state_dir = tempfile.mkdtemp(prefix="lwm2md-it-")
     data: dict[str, Any] = {
+        "state_dir": state_dir,
         "device": {"endpoint": EP, "manufacturer": "Test Inc", "model": "IT-1"},
         "server": [{"uri": uri, "short_id": 1, "lifetime": 300, "binding": "U",
                     "communication_retry_timer": 10}],
@@ -71,6 +79,8 @@ async def rig(register: bool = True, **config_extra: Any) -> AsyncIterator[Rig]:
     """Start the test server and a client registered to it (unless ``register`` is False)."""
     server = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
     clock = FakeClock()
+    state_dir = tempfile.mkdtemp(prefix="lwm2md-it-")
+    config_extra.setdefault("state_dir", state_dir)
     client = Client(make_config(server.uri, **config_extra), simulate=True, clock=clock)
     try:
         await client.start()
@@ -82,3 +92,4 @@ async def rig(register: bool = True, **config_extra: Any) -> AsyncIterator[Rig]:
             async with asyncio.timeout(10):
                 await client.stop()
         await server.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)

@@ -28,6 +28,8 @@ def test_add_and_remove_servers_and_change_sensors_while_running() -> None:
                     },
                     "<integration>",
                 )
+                both = dataclasses.replace(both, state_dir=r.client.config.state_dir)
+                base = dataclasses.replace(base, state_dir=r.client.config.state_dir)
                 assert dataclasses.replace(both, servers=both.servers[:1]) == base
                 changes = await r.client.apply_config(both)
                 assert changes == ["server 2 added"]

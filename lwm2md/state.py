@@ -1,0 +1,121 @@
+"""Server-written values that survive a restart.
+
+Values a server writes to resources of ordinary objects (an IPSO Application
+Type, a Digital Input's debounce, the Device timezone) are kept in
+``<state_dir>/written.json`` and written back into the tree at start. The
+Security, Server and Access Control objects are provisioning state with
+rules of their own (bootstrap) and are not handled here; neither are
+executable or read-only resources.
+
+The file is rewritten atomically on every successful Write; a corrupt file
+is kept aside and ignored (the configuration's values apply).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from lwm2md.engine.dm import DeviceManagement, check_value
+from lwm2md.errors import Lwm2mError
+from lwm2md.model.path import Path
+from lwm2md.model.types import Operations, ResourceData
+from lwm2md.objects.tree import ObjectTree
+from lwm2md.persist import StateError, StateFile, dump_value, load_value
+
+LOG = logging.getLogger(__name__)
+
+PROVISIONING_OIDS = frozenset({0, 1, 2})
+FILE_NAME = "written.json"
+
+
+class WrittenValues:
+    """Keeps server-written resource values in a state file and restores them."""
+
+    def __init__(self, dm: DeviceManagement, state_dir: str) -> None:
+        self.dm = dm
+        self.tree: ObjectTree = dm.tree
+        self.file = StateFile(state_dir, FILE_NAME)
+        self._values: dict[str, Any] = {}
+
+    def restore(self) -> int:
+        """Load the file and write every still-valid value into the tree; returns how many."""
+        try:
+            content = self.file.load()
+        except StateError as exc:
+            LOG.error("ignoring stored resource values: %s", exc)
+            return 0
+        stored = content.get("values", {}) if content else {}
+        restored = 0
+        for text, raw in stored.items() if isinstance(stored, dict) else ():
+            try:
+                path = Path.parse(text)
+                data = _load_data(raw)
+                if not self._persistent(path):
+                    raise ValueError("not a persisted resource")
+                assert path.oid is not None and path.iid is not None and path.rid is not None
+                rdef = self.tree.resource_def(path)
+                assert rdef is not None
+                if isinstance(data, dict):
+                    data = {riid: check_value(rdef, path.child(riid), v) for riid, v in data.items()}
+                else:
+                    data = check_value(rdef, path, data)
+                self.tree.instance(path.oid, path.iid).write(path.rid, data)
+            except (Lwm2mError, ValueError, TypeError) as exc:
+                LOG.warning("stored value for %s not restored: %s", text, exc)
+                continue
+            self._values[str(path)] = raw
+            restored += 1
+        return restored
+
+    def attach(self) -> None:
+        """Start recording server writes."""
+        self.dm.written.append(self.record)
+
+    def record(self, paths: Sequence[Path]) -> None:
+        """Store the current content of every persistent resource among ``paths``."""
+        changed = False
+        for path in {p.resource() for p in paths if p.level >= 3}:
+            if not self._persistent(path):
+                continue
+            assert path.oid is not None and path.iid is not None and path.rid is not None
+            try:
+                data = self.tree.instance(path.oid, path.iid).read(path.rid)
+            except Lwm2mError:
+                self._values.pop(str(path), None)
+            else:
+                self._values[str(path)] = _dump_data(data)
+            changed = True
+        if changed:
+            try:
+                self.file.save({"values": self._values})
+            except OSError as exc:
+                LOG.error("cannot store written values in %s: %s", self.file.path, exc)
+
+    def forget(self) -> None:
+        """Drop everything stored (Factory Reset, ``lwm2md reset-state``)."""
+        self._values.clear()
+        self.file.remove()
+
+    def _persistent(self, path: Path) -> bool:
+        if path.level != 3 or path.oid in PROVISIONING_OIDS:
+            return False
+        rdef = self.tree.resource_def(path)
+        if rdef is None or rdef.operations & Operations.E:
+            return False
+        return bool(rdef.operations & Operations.W)
+
+
+def _dump_data(data: ResourceData) -> Any:
+    if isinstance(data, dict):
+        return {"instances": {str(riid): dump_value(value) for riid, value in data.items()}}
+    return {"value": dump_value(data)}
+
+
+def _load_data(raw: Any) -> ResourceData:
+    if isinstance(raw, dict) and set(raw) == {"value"}:
+        return load_value(raw["value"])
+    if isinstance(raw, dict) and set(raw) == {"instances"} and isinstance(raw["instances"], dict):
+        return {int(riid): load_value(value) for riid, value in raw["instances"].items()}
+    raise ValueError("malformed stored value")
