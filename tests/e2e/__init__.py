@@ -1,0 +1,1 @@
+"""End-to-end tests: the Debian package on a real systemd (opt-in; see test_systemd.py)."""
