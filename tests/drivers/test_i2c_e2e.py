@@ -28,7 +28,7 @@ from lwm2md.drivers.i2c.tmp102 import TMP102
 from lwm2md.engine.clock import FakeClock
 from lwm2md.objects.sampling import SensorSampler
 from lwm2md.testing import TestServer
-from tests.integration.harness import EP, make_config, run
+from tests.integration.harness import EP, inline, make_config, run
 
 QUIET = 0.3  # wall seconds within which an unwanted notification would have arrived on loopback
 INTERVAL = 5.0
@@ -87,7 +87,9 @@ async def i2c_rig(
         "bus": 1,
         "address": chip.address,
     }
-    client = Client(make_config(server.uri, sensor=[table]), clock=clock, sensor_factory=factory)
+    client = Client(
+        make_config(server.uri, sensor=[table]), clock=clock, sensor_factory=factory, run_blocking=inline
+    )
     try:
         await client.start()
         await server.wait_registered(EP)

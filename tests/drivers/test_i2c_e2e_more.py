@@ -32,7 +32,7 @@ from lwm2md.model.catalog import Catalog
 from lwm2md.objects.sampling import build_sensor_instances
 from lwm2md.objects.tree import ObjectTree
 from lwm2md.testing import TestServer
-from tests.integration.harness import EP, make_config, run
+from tests.integration.harness import EP, inline, make_config, run
 
 
 class VirtualTime:
@@ -80,7 +80,12 @@ async def gateway(
         return make(bus, vt)
 
     server = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
-    client = Client(make_config(server.uri, sensor=[table]), clock=FakeClock(), sensor_factory=factory)
+    client = Client(
+        make_config(server.uri, sensor=[table]),
+        clock=FakeClock(),
+        sensor_factory=factory,
+        run_blocking=inline,
+    )
     try:
         await client.start()
         await server.wait_registered(EP)

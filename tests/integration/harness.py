@@ -12,9 +12,9 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lwm2md.app import Client
 from lwm2md.config import Config, parse_config
@@ -22,8 +22,15 @@ from lwm2md.drivers.simulated import SimulatedSensor
 from lwm2md.engine.clock import FakeClock
 from lwm2md.testing import TestServer
 
+T = TypeVar("T")
+
 EP = "it-gw"
 TEST_TIMEOUT = 30.0
+
+
+async def inline(func: Callable[[], T]) -> T:
+    """Run a driver's blocking read on the event loop: with a FakeClock, no thread may race the clock."""
+    return func()
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
@@ -81,7 +88,7 @@ async def rig(register: bool = True, **config_extra: Any) -> AsyncIterator[Rig]:
     clock = FakeClock()
     state_dir = tempfile.mkdtemp(prefix="lwm2md-it-")
     config_extra.setdefault("state_dir", state_dir)
-    client = Client(make_config(server.uri, **config_extra), simulate=True, clock=clock)
+    client = Client(make_config(server.uri, **config_extra), simulate=True, clock=clock, run_blocking=inline)
     try:
         await client.start()
         if register:
