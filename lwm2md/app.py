@@ -37,8 +37,16 @@ from lwm2md.model.types import Record, ResourceData
 from lwm2md.objects.connectivity import ConnectivityObjects, build_connectivity_objects
 from lwm2md.objects.device import build_device_instance, run_command
 from lwm2md.objects.digital import DigitalInputInstance, DigitalOutputInstance, build_gpio_instance
-from lwm2md.objects.sampling import SensorSampler, build_sensor_instances
-from lwm2md.objects.server import ServerAccount, build_security_instance, build_server_instance
+from lwm2md.objects.sampling import RunBlocking, SensorSampler, build_sensor_instances
+from lwm2md.objects.server import (
+    SECURITY_MODE_NOSEC,
+    ServerAccount,
+    build_security_instance,
+    build_server_instance,
+    psk_credentials,
+    security_instance,
+    security_mode,
+)
 from lwm2md.objects.tree import LwM2MObject, ObjectTree
 from lwm2md.state import WrittenValues
 from lwm2md.transport.coap import CoapEndpoint, resolve_peer
@@ -86,6 +94,7 @@ class Client:
         catalog: Catalog | None = None,
         host_root: str = "/",
         sensor_factory: SensorFactory | None = None,
+        run_blocking: RunBlocking = asyncio.to_thread,
     ) -> None:
         self.config = config
         self.simulate = simulate
@@ -117,6 +126,7 @@ class Client:
         self.host_root = host_root
         self.on_status: Callable[[str], None] | None = None
         self._sensor_factory = sensor_factory or default_sensor_factory
+        self._run_blocking = run_blocking
         self._started = False
         self._build_tree()
         self.written = WrittenValues(self.dm, config.state_dir)
@@ -180,7 +190,9 @@ class Client:
             instances = build_sensor_instances(
                 self.tree, sensor, sensor_cfg.objects, sensor_cfg.instances
             )
-            self.samplers.append(SensorSampler(sensor, instances, sensor_cfg.interval))
+            self.samplers.append(
+                SensorSampler(sensor, instances, sensor_cfg.interval, run_blocking=self._run_blocking)
+            )
 
     def _build_gpios(self) -> None:
         """One instance per ``[[gpio]]`` table; a pin that cannot be opened answers 5.00 alone."""
@@ -374,10 +386,9 @@ class Client:
         except Exception as exc:
             LOG.warning("server %d: %s; will retry on registration", server.short_id, exc)
             peer = (server.host, server.port)
-        self.endpoint.peers.set(server.short_id, peer)
         registration = Registration(
             server.short_id,
-            self.endpoint.requester(peer[0], peer[1]),
+            self._server_requester(server.short_id, peer),
             self.clock,
             account.params,
             functools.partial(self.registration_links, server.short_id),
@@ -385,6 +396,21 @@ class Client:
         )
         self.registrations[server.short_id] = registration
         registration.start()
+
+    def _server_requester(self, ssid: int, peer: tuple[str, int]) -> Requester:
+        """Map ``peer`` to server ``ssid`` and return the requester its /0 security mode calls for.
+
+        NoSec: plain CoAP from the shared socket. Otherwise DTLS, with the PSK
+        identity and key read from /0 before each handshake (a mode other
+        than PSK fails each attempt with a log line naming it).
+        """
+        security = security_instance(self.tree, ssid)
+        if security is None or security_mode(security) == SECURITY_MODE_NOSEC:
+            self.endpoint.peers.set(ssid, peer)
+            return self.endpoint.requester(peer[0], peer[1])
+        self.endpoint.peers.set(ssid, peer, scheme="coaps")
+        credentials = functools.partial(psk_credentials, self.tree, ssid)
+        return self.endpoint.secure_requester(ssid, peer[0], peer[1], credentials)
 
     def _registered_requester(self, ssid: int | None) -> Requester | None:
         for reg_ssid, reg in self.registrations.items():

@@ -4,6 +4,9 @@ Factory bootstrap: each ``[[server]]`` table becomes one Security instance
 and one Server instance with the same iid. :class:`ServerAccount` is the
 live view the registration engine reads before each request, so a server's
 Write to /1/x/1 (lifetime) or /1/x/7 (binding) takes effect at once.
+Likewise :func:`psk_credentials` reads the PSK identity and key from /0 at
+each DTLS handshake, wherever they were written from (config today,
+bootstrap later).
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from lwm2md.engine.registration import RegistrationParams
 from lwm2md.errors import BadRequest
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.types import ResourceData
-from lwm2md.objects.tree import ObjectInstance
+from lwm2md.objects.tree import ObjectInstance, ObjectTree
+from lwm2md.transport.dtls import PskCredentials
 
+SECURITY_OID = 0
 SECURITY_MODE_PSK = 0
 SECURITY_MODE_NOSEC = 3
+SECURITY_MODES = {0: "pre-shared key", 1: "raw public key", 2: "certificate", 3: "NoSec",
+                  4: "certificate with EST"}  # fmt: skip
 BINDING_LETTERS = frozenset("UQSNT")
 
 Trigger = Callable[[], None]
@@ -48,6 +55,49 @@ def build_security_instance(catalog: Catalog, iid: int, server: ServerConfig) ->
         10: server.short_id,
     })
     return inst
+
+
+def _present(instance: ObjectInstance, rid: int) -> ResourceData | None:
+    return instance.read(rid) if instance.has(rid) else None
+
+
+def security_instance(tree: ObjectTree, ssid: int) -> ObjectInstance | None:
+    """The /0 instance of server ``ssid``: not a bootstrap server, Short Server ID (/0/x/10) ``ssid``."""
+    for instance in tree.instances(SECURITY_OID):
+        if _present(instance, 1) is not True and _present(instance, 10) == ssid:
+            return instance
+    return None
+
+
+def security_mode(instance: ObjectInstance) -> int:
+    """/0/x/2, the security mode (NoSec when absent)."""
+    mode = _present(instance, 2)
+    return mode if isinstance(mode, int) and not isinstance(mode, bool) else SECURITY_MODE_NOSEC
+
+
+def psk_credentials(tree: ObjectTree, ssid: int) -> PskCredentials:
+    """PSK identity (/0/x/3) and key (/0/x/5) of server ``ssid``, read now.
+
+    LookupError when there is no Security instance for ``ssid``; ValueError
+    when it is not in PSK mode or identity or key are unusable. Messages
+    never include the key.
+    """
+    instance = security_instance(tree, ssid)
+    if instance is None:
+        raise LookupError(f"no Security (/0) instance for server {ssid}")
+    mode = security_mode(instance)
+    if mode != SECURITY_MODE_PSK:
+        name = SECURITY_MODES.get(mode, "unknown")
+        raise ValueError(f"{instance.path} security mode is {mode} ({name}), not pre-shared key")
+    identity, key = _present(instance, 3), _present(instance, 5)
+    if not isinstance(identity, bytes) or not identity:
+        raise ValueError(f"{instance.path}/3 (PSK identity) is empty")
+    if not isinstance(key, bytes) or not key:
+        raise ValueError(f"{instance.path}/5 (PSK key) is empty")
+    try:
+        return PskCredentials(identity, key)
+    except ValueError as exc:
+        raise ValueError(f"{instance.path}: {exc}") from None
 
 
 def _check_lifetime(data: ResourceData) -> None:

@@ -1,14 +1,20 @@
-"""The one CoAP endpoint: one aiocoap context on one UDP socket.
+"""The one CoAP endpoint: one aiocoap context on one UDP socket, plus DTLS sessions.
 
 The same socket sends the client's requests (Register, Update, Send) and
 serves the servers' requests, so a server behind NAT reaches the client at
 the address it registered from. Requests from addresses that are not one of
 the client's servers are dropped without an answer (debug log line).
 
-This is the only module that touches aiocoap internals: the context is
-assembled by hand (token manager, a filtering message manager, the UDP6
-message interface) because aiocoap has no public hook for dropping
-requests before they are answered. Pinned to aiocoap 0.4.17.
+A server in security mode 0 (PSK) is reached over a DTLS session instead
+(``transport/dtls.py``): the session has a socket of its own, and the
+server's requests arrive over it and are answered over it, through the same
+site and dispatcher. Such a server's plain CoAP requests are dropped.
+
+With ``transport/dtls.py`` this is the only code that touches aiocoap
+internals: the context is assembled by hand (token managers, filtering
+message managers, the UDP6 and DTLS message interfaces) because aiocoap has
+no public hook for dropping requests before they are answered. Pinned to
+aiocoap 0.4.17.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from lwm2md.errors import InternalError, Lwm2mError
 from lwm2md.logsetup import fields
 from lwm2md.model.path import Path
 from lwm2md.model.types import Record
+from lwm2md.transport.dtls import DtlsError, DtlsInterface, DtlsSession, PskCredentials
 
 LOG = logging.getLogger(__name__)
 
@@ -87,24 +94,47 @@ async def resolve_peer(host: str, port: int) -> Peer:
 
 
 class PeerTable:
-    """Which remote address belongs to which server short ID."""
+    """Which remote belongs to which server short ID.
 
-    def __init__(self) -> None:
+    A ``coap`` server is matched by its address. A ``coaps`` server only by
+    the DTLS sessions opened for its account (holding its PSK is the proof),
+    so plain datagrams from its address are nobody's. ``on_remove`` is
+    called with the short ID after :meth:`remove`.
+    """
+
+    def __init__(self, on_remove: Callable[[int], None] | None = None) -> None:
         self._by_peer: dict[Peer, int] = {}
+        self._secure: set[int] = set()
+        self._on_remove = on_remove
 
-    def set(self, ssid: int, peer: Peer) -> None:
-        for known, owner in list(self._by_peer.items()):
-            if owner == ssid:
-                del self._by_peer[known]
-        self._by_peer[peer] = ssid
+    def set(self, ssid: int, peer: Peer, *, scheme: str = "coap") -> None:
+        """Map server ``ssid`` (replacing what it had): at ``peer`` for coap; for coaps, its sessions."""
+        self._forget(ssid)
+        if scheme == "coaps":
+            self._secure.add(ssid)
+        else:
+            self._by_peer[peer] = ssid
 
     def remove(self, ssid: int) -> None:
+        self._forget(ssid)
+        if self._on_remove is not None:
+            self._on_remove(ssid)
+
+    def _forget(self, ssid: int) -> None:
+        self._secure.discard(ssid)
         for known, owner in list(self._by_peer.items()):
             if owner == ssid:
                 del self._by_peer[known]
 
     def ssid_for(self, peer: Peer | None) -> int | None:
+        """The coap server at address ``peer``."""
         return self._by_peer.get(peer) if peer is not None else None
+
+    def ssid_for_remote(self, remote: Any) -> int | None:
+        """The server an aiocoap remote (UDP address or DTLS session) belongs to."""
+        if isinstance(remote, DtlsSession):
+            return remote.ssid if remote.ssid in self._secure else None
+        return self.ssid_for(_remote_peer(remote))
 
 
 class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
@@ -124,7 +154,7 @@ class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
         self._recent_non: OrderedDict[tuple[Any, int], Callable[[], None]] = OrderedDict()
 
     def dispatch_message(self, message: Message) -> None:
-        if message.code.is_request() and self._peers.ssid_for(_remote_peer(message.remote)) is None:
+        if message.code.is_request() and self._peers.ssid_for_remote(message.remote) is None:
             LOG.debug("dropping %s from unknown peer %s", message.code, message.remote.hostinfo)
             return
         if message.mtype is RST:
@@ -157,7 +187,7 @@ class _Site:
 
     async def render_to_pipe(self, pipe: Any) -> None:
         request = self._block1.feed_and_take(pipe.request)
-        ssid = self._endpoint.peers.ssid_for(_remote_peer(request.remote))
+        ssid = self._endpoint.peers.ssid_for_remote(request.remote)
         if ssid is None:  # filtered earlier; a peer table change raced us
             pipe.add_response(Message(code=Code.UNAUTHORIZED), is_last=True)
             return
@@ -249,12 +279,103 @@ class _CoapRequester(Requester):
         return CoapResponse(int(response.code), tuple(response.opt.location_path), response.payload)
 
 
+class _DtlsRequester(Requester):
+    """Confirmable requests to one coaps server over a DTLS session owned by this requester.
+
+    A session is opened (``credentials`` read afresh) for the first request
+    and whenever the last one is gone. A request that fails at the transport
+    (no answer, an alert, an ICMP error) closes the session and raises
+    TransportError, so the registration engine's retry or re-Register runs
+    over a fresh handshake. :meth:`close` ends the session for good.
+    """
+
+    def __init__(
+        self,
+        endpoint: CoapEndpoint,
+        ssid: int,
+        peer: Peer,
+        credentials: Callable[[], PskCredentials],
+        timeout: float,
+        handshake_timeout: float,
+    ) -> None:
+        self._endpoint = endpoint
+        self._ssid = ssid
+        self._peer = peer
+        self._credentials = credentials
+        self._timeout = timeout
+        self._handshake_timeout = handshake_timeout
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.session: DtlsSession | None = None
+        """The current session (a strong reference: it lives as long as the registration)."""
+
+    async def _ready_session(self, what: str) -> DtlsSession:
+        async with self._lock:
+            session = self.session
+            if session is not None and session.established:
+                return session
+            interface = self._endpoint.dtls
+            if self._closed or interface is None:
+                raise TransportError("endpoint is closed")
+            try:
+                credentials = self._credentials()
+            except (LookupError, ValueError) as exc:
+                raise TransportError(f"{what}: no usable PSK credentials: {exc}") from None
+            try:
+                session = interface.open(self._peer, credentials, self._ssid)
+            except DtlsError as exc:
+                raise TransportError(f"{what}: {exc}") from None
+            self.session = session
+            try:
+                await session.connect(self._handshake_timeout)
+            except DtlsError as exc:
+                self.session = None
+                reason = f"DTLS handshake with {session.hostinfo} failed: {exc}"
+                raise TransportError(f"{what}: {reason}") from None
+            return session
+
+    async def request(
+        self,
+        method: str,
+        uri_path: Sequence[str],
+        query: Sequence[str] = (),
+        payload: bytes = b"",
+        content_format: int | None = None,
+    ) -> CoapResponse:
+        what = f"{method} /{'/'.join(uri_path)}"
+        session = await self._ready_session(what)
+        context = self._endpoint.context
+        if context is None:
+            raise TransportError("endpoint is closed")
+        msg = Message(code=Code[method], payload=payload, uri_path=tuple(uri_path),
+                      uri_query=tuple(query), transport_tuning=self._endpoint.reliable)
+        if content_format is not None:
+            msg.opt.content_format = content_format
+        msg.remote = session
+        try:
+            response = await asyncio.wait_for(context.request(msg).response, self._timeout)
+        except (aiocoap.error.Error, OSError, TimeoutError) as exc:
+            reason = session.close_reason or f"no answer ({type(exc).__name__})"
+            session.close(f"{what} failed: {reason}")
+            raise TransportError(f"{what} over DTLS: {reason}") from None
+        return CoapResponse(int(response.code), tuple(response.opt.location_path), response.payload)
+
+    def close(self) -> None:
+        """Close the session (close_notify) and refuse further requests."""
+        self._closed = True
+        if self.session is not None:
+            self.session.close("server account removed")
+            self.session = None
+
+
 class CoapEndpoint:
     """The client's CoAP endpoint: bind, serve servers' requests, send our own.
 
     ``handler`` serves a request (raising Lwm2mError to refuse);
     ``observation_hooks`` are (start, stop) for the observe engine;
-    ``encode`` renders notification records.
+    ``encode`` renders notification records. ``handshake_timeout`` bounds
+    one DTLS handshake (default: the time a confirmable message is
+    retransmitted, ``ack_timeout * (2 ** (max_retransmit + 1) - 1)``).
     """
 
     def __init__(
@@ -266,6 +387,7 @@ class CoapEndpoint:
         request_timeout: float = 100.0,
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
+        handshake_timeout: float | None = None,
     ) -> None:
         self._handler = handler
         self._start_observation, self._stop_observation = observation_hooks
@@ -273,9 +395,14 @@ class CoapEndpoint:
         self.request_timeout = request_timeout
         self.reliable = make_tuning(ack_timeout, max_retransmit, True)
         self.unreliable = make_tuning(ack_timeout, max_retransmit, False)
-        self.peers = PeerTable()
+        if handshake_timeout is None:
+            handshake_timeout = ack_timeout * (2 ** (max_retransmit + 1) - 1)
+        self.handshake_timeout = min(handshake_timeout, request_timeout)
+        self.peers = PeerTable(on_remove=self._server_removed)
         self.context: aiocoap.Context | None = None
+        self.dtls: DtlsInterface | None = None
         self._transport: Any = None
+        self._secure: dict[int, _DtlsRequester] = {}
 
     async def start(self, bind_address: str = "::", port: int = 0) -> None:
         """Bind the socket (IPv4 and IPv6 on "::"); port 0 picks an ephemeral port."""
@@ -292,6 +419,13 @@ class CoapEndpoint:
         mman.message_interface = transport
         tman.token_interface = mman
         context.request_interfaces.append(tman)
+        # DTLS sessions: their own token and message manager, same site and peer filter
+        dtls_tman = TokenManager(context)
+        dtls_mman = _FilteringMessageManager(dtls_tman, self.peers)
+        self.dtls = DtlsInterface(dtls_mman)
+        dtls_mman.message_interface = self.dtls
+        dtls_tman.token_interface = dtls_mman
+        context.request_interfaces.append(dtls_tman)
         self.context = context
         self._transport = transport
 
@@ -302,12 +436,40 @@ class CoapEndpoint:
         return int(sock.getsockname()[1])
 
     async def close(self) -> None:
+        """Close every DTLS session and the socket."""
+        for requester in self._secure.values():
+            requester.close()
+        self._secure.clear()
         if self.context is not None:
             await self.context.shutdown()
             self.context = None
+        self.dtls = None
 
     def requester(self, host: str, port: int) -> Requester:
+        """Plain CoAP (NoSec) requests to ``host``:``port`` from the shared socket."""
         return _CoapRequester(self, host, port, self.request_timeout)
+
+    def secure_requester(
+        self, ssid: int, host: str, port: int, credentials: Callable[[], PskCredentials]
+    ) -> Requester:
+        """DTLS-PSK requests to server ``ssid`` at ``host``:``port`` (normally the resolved address).
+
+        ``credentials`` is called before each handshake (raise ValueError or
+        LookupError when there are none). A previous secure requester of
+        ``ssid`` is closed; so is this one when ``peers.remove(ssid)`` runs.
+        """
+        previous = self._secure.pop(ssid, None)
+        if previous is not None:
+            previous.close()
+        requester = _DtlsRequester(self, ssid, normalize_peer(host, port), credentials,
+                                   self.request_timeout, self.handshake_timeout)  # fmt: skip
+        self._secure[ssid] = requester
+        return requester
+
+    def _server_removed(self, ssid: int) -> None:
+        requester = self._secure.pop(ssid, None)
+        if requester is not None:
+            requester.close()
 
     # -- serving ----------------------------------------------------------------
 
