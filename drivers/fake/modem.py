@@ -92,7 +92,8 @@ PROFILES: dict[str, VendorProfile] = {
 _CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 10: "SIM not inserted",
              50: "Incorrect parameters", 100: "unknown"}  # fmt: skip
 _CMS_TEXT = {302: "operation not allowed", 303: "operation not supported", 304: "invalid PDU mode parameter",
-             321: "invalid memory index", 322: "memory full"}  # fmt: skip
+             321: "invalid memory index", 322: "memory full",
+             340: "no +CNMA acknowledgement expected"}  # fmt: skip
 _EXTENDED = re.compile(r"^([+#^$][A-Za-z0-9]+)(.*)$")
 
 
@@ -266,6 +267,15 @@ class FakeModem:
         self.sent_sms: list[str] = []
         self.messages: dict[int, tuple[int, str]] = {}
         self._mr = 0
+        self.msisdn: str | None = None
+        """Own number for ``AT+CNUM`` (None: the SIM does not know it)."""
+        self.service_centre = "+491710760000"
+        self.csms = 0
+        """``AT+CSMS`` service: 1 means every ``+CMT`` wants an ``AT+CNMA``."""
+        self.unacked = 0
+        """``+CMT`` deliveries not yet acknowledged (service 1 only)."""
+        self.on_submit: Callable[[str], None] | None = None
+        """Called in the modem thread with each accepted PDU-mode ``AT+CMGS`` PDU (hex)."""
         # bookkeeping
         self.commands: list[str] = []
         self.responsive = True
@@ -636,6 +646,7 @@ class FakeModem:
             mt = self.cnmi[1] if len(self.cnmi) > 1 else 0
             if mt in (2, 3) and self.cmgf == 0:
                 self._urc(f"+CMT: ,{tpdu_length(pdu_hex)}", pdu_hex.upper())
+                self.unacked += self.csms == 1
                 return None
             index = next((i for i in range(SMS_CAPACITY) if i not in self.messages), None)
             if index is None:
@@ -783,7 +794,10 @@ class FakeModem:
             "+CMGD": self._h_cmgd,
             "+CMGL": self._h_cmgl,
             "+CPMS": self._h_cpms,
-            "+CSCA": lambda kind, args: (['+CSCA: "+491710760000",145'], "OK") if kind == "read" else None,
+            "+CSCA": self._h_csca,
+            "+CSMS": self._h_csms,
+            "+CNMA": self._h_cnma,
+            "+CNUM": self._h_cnum,
         }
         vendor_table: dict[str, dict[str, Handler]] = {
             "quectel": {"+QENG": self._h_qeng},
@@ -981,6 +995,8 @@ class FakeModem:
         self.sent_sms.append(text)
         self._mr = (self._mr + 1) % 256
         self._answer(command, [f"+CMGS: {self._mr}"], "OK")
+        if self.on_submit is not None and self.cmgf == 0:
+            self.on_submit(text)
 
     def _h_cmgr(self, kind: str, args: str) -> Result:
         if kind != "set" or not args.strip().isdigit():
@@ -1024,6 +1040,42 @@ class FakeModem:
                 if stat == 0:
                     self.messages[index] = (1, pdu)
         return lines, "OK"
+
+    def _h_csca(self, kind: str, args: str) -> Result:
+        if kind == "read":
+            toa = 145 if self.service_centre.startswith("+") else 129
+            return [f'+CSCA: "{self.service_centre}",{toa}'], "OK"
+        if kind == "set":
+            number = args.split(",")[0].strip().strip('"')
+            if not number.lstrip("+").isdigit():
+                return [], self._cms(304)
+            self.service_centre = number
+            return [], "OK"
+        return None
+
+    def _h_csms(self, kind: str, args: str) -> Result:
+        if kind == "read":
+            return [f"+CSMS: {self.csms},1,1,1"], "OK"
+        if kind == "set" and args.strip() in ("0", "1"):
+            self.csms = int(args)
+            return ["+CSMS: 1,1,1"], "OK"
+        return [], "OK" if kind == "test" else self._cms(302)
+
+    def _h_cnma(self, kind: str, args: str) -> Result:
+        if kind not in ("exec", "set"):
+            return [], "OK" if kind == "test" else self._cms(302)
+        if self.csms != 1 or self.unacked == 0:
+            return [], self._cms(340)
+        self.unacked -= 1
+        return [], "OK"
+
+    def _h_cnum(self, kind: str, args: str) -> Result:
+        if kind != "exec":
+            return [], "OK" if kind == "test" else self._cme(50)
+        if self.msisdn is None:
+            return [], "OK"
+        toa = 145 if self.msisdn.startswith("+") else 129
+        return [f'+CNUM: "","{self.msisdn}",{toa}'], "OK"
 
     def _h_cpms(self, kind: str, args: str) -> Result:
         used = len(self.messages)
