@@ -10,26 +10,12 @@ from lwm2md.drivers.base import DriverError
 from lwm2md.drivers.fake.ads1115 import FakeADS1115
 from lwm2md.drivers.fake.ina219 import FakeINA219
 from lwm2md.drivers.fake.smbus import FakeSMBus
+from lwm2md.drivers.fake.virtual_time import VirtualTime
 from lwm2md.drivers.i2c.ads1115 import ADS1115, is_ads1115, volts_from_code
 from lwm2md.drivers.registry import create_sensor, driver_info
 from lwm2md.model.catalog import Catalog
 from lwm2md.objects.sampling import build_sensor_instances
 from lwm2md.objects.tree import ObjectTree
-
-
-class VirtualTime:
-    """Time that passes only when the driver sleeps; records every sleep."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 def rig(address: int = 0x48, **options: Any) -> tuple[ADS1115, FakeADS1115, VirtualTime]:

@@ -9,24 +9,10 @@ import pytest
 from lwm2md.drivers.base import DriverError, Sensor
 from lwm2md.drivers.fake.bh1750 import FakeBH1750
 from lwm2md.drivers.fake.smbus import FakeChip, FakeSMBus
+from lwm2md.drivers.fake.virtual_time import VirtualTime
 from lwm2md.drivers.i2c import bh1750
 from lwm2md.drivers.i2c.bh1750 import BH1750, is_bh1750, lux_from_count
 from lwm2md.drivers.registry import create_sensor, driver_info
-
-
-class VirtualTime:
-    """Time that passes only when the driver sleeps; records every sleep."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 def rig(address: int = 0x23, **options: Any) -> tuple[BH1750, FakeBH1750, VirtualTime]:

@@ -24,6 +24,7 @@ from lwm2md.drivers.fake.ads1115 import FakeADS1115
 from lwm2md.drivers.fake.bh1750 import FakeBH1750
 from lwm2md.drivers.fake.ina219 import FakeINA219
 from lwm2md.drivers.fake.smbus import FakeChip, FakeSMBus
+from lwm2md.drivers.fake.virtual_time import VirtualTime
 from lwm2md.drivers.i2c.ads1115 import ADS1115
 from lwm2md.drivers.i2c.bh1750 import BH1750
 from lwm2md.drivers.i2c.ina219 import INA219
@@ -33,20 +34,6 @@ from lwm2md.objects.sampling import build_sensor_instances
 from lwm2md.objects.tree import ObjectTree
 from lwm2md.testing import TestServer
 from tests.integration.harness import EP, inline, make_config, run
-
-
-class VirtualTime:
-    """Time that passes only when the driver sleeps."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
 
 DriverMaker = Callable[[FakeSMBus, VirtualTime], Sensor]
 

@@ -11,6 +11,7 @@ import pytest
 from lwm2md.drivers.base import DriverError
 from lwm2md.drivers.fake.ina219 import CONFIG_DEFAULT, FakeINA219
 from lwm2md.drivers.fake.smbus import FakeSMBus, RegisterChip
+from lwm2md.drivers.fake.virtual_time import VirtualTime
 from lwm2md.drivers.i2c.ina219 import (
     INA219,
     calibration_for,
@@ -18,21 +19,6 @@ from lwm2md.drivers.i2c.ina219 import (
     is_ina219,
 )
 from lwm2md.drivers.registry import create_sensor, driver_info
-
-
-class VirtualTime:
-    """Time that passes only when the driver sleeps; records every sleep."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
 
 
 def rig(address: int = 0x40, **options: Any) -> tuple[INA219, FakeINA219, VirtualTime]:
