@@ -346,6 +346,7 @@ class Client:
         ep_cfg = self.config.endpoint
         await self.endpoint.start(ep_cfg.bind_address, ep_cfg.local_port)
         LOG.info("CoAP endpoint bound on port %d", self.endpoint.local_port)
+        self._start_queue_mode()
         await self._first_samples()
         for sampler in self.samplers:
             sampler.start(self.clock)
@@ -395,6 +396,7 @@ class Client:
             on_state=lambda _reg: self._status_changed(),
         )
         self.registrations[server.short_id] = registration
+        self._attach_queue(server.short_id, registration)
         registration.start()
 
     def _server_requester(self, ssid: int, peer: tuple[str, int]) -> Requester:
@@ -417,6 +419,66 @@ class Client:
             if (ssid is None or ssid == reg_ssid) and reg.state is State.REGISTERED:
                 return reg.requester
         return None
+
+    # -- queue mode -------------------------------------------------------------
+
+    def _start_queue_mode(self) -> None:
+        """Put server connections under the queue-mode controller (inert for servers without Q)."""
+        from lwm2md.engine.queue import QueueController
+
+        self.queue: QueueController | None = QueueController(self.clock, self.endpoint, self.observe)
+        self.endpoint.on_serving = self.queue.serving
+        self.endpoint.on_server_removed = self.queue.detach
+
+    def _attach_queue(self, ssid: int, registration: Registration) -> None:
+        """Route server ``ssid``'s requests and notifications through queue mode.
+
+        Binding (/1/x/7), Notification Storing (/1/x/6) and ``awake_window``
+        are read live; the default window is MAX_TRANSMIT_WAIT of ``[coap]``.
+        """
+        from lwm2md.engine.queue import QueueController, max_transmit_wait
+
+        queue: QueueController | None = getattr(self, "queue", None)
+        if queue is None:
+            return
+        account = self.accounts[ssid]
+        coap = self.config.endpoint
+        default_window = max_transmit_wait(coap.ack_timeout, coap.max_retransmit)
+
+        def window() -> float:
+            configured = account.config.awake_window
+            return default_window if configured is None else configured
+
+        def storing() -> bool:
+            value = account.server.read(6) if account.server.has(6) else account.config.notification_storing
+            return value if isinstance(value, bool) else account.config.notification_storing
+
+        queue.attach(ssid, registration, queue_mode=lambda: account.params().queue_mode,
+                     window=window, storing=storing)  # fmt: skip
+
+    def wake(self, ssid: int) -> None:
+        """Wake-up trigger for server ``ssid`` (for the SMS binding): an Update now, then what was held.
+
+        A no-op for a server that is not registered (its next Register is the wake-up).
+        """
+        from lwm2md.engine.queue import QueueController
+
+        queue: QueueController | None = getattr(self, "queue", None)
+        if queue is not None:
+            queue.wake(ssid, "wake-up trigger")
+        else:
+            self.request_update(ssid)
+
+    def _stop_queue_mode(self) -> None:
+        """Drop the queue-mode controller (held notifications are lost) and its endpoint hooks."""
+        from lwm2md.engine.queue import QueueController
+
+        queue: QueueController | None = getattr(self, "queue", None)
+        if queue is not None:
+            queue.close()
+            self.endpoint.on_serving = None
+            self.endpoint.on_server_removed = None
+            self.queue = None
 
     def _status_changed(self) -> None:
         if self.on_status is not None:
@@ -443,6 +505,7 @@ class Client:
         for instance in self.gpios:
             instance.close()
         await self._close_modem()
+        self._stop_queue_mode()
         await self.endpoint.close()
 
     # -- reload -----------------------------------------------------------------

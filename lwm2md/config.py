@@ -123,6 +123,7 @@ class ServerConfig:
     short_id: int
     lifetime: int = 300
     binding: str = "U"
+    awake_window: float | None = None  # queue mode, seconds; None = MAX_TRANSMIT_WAIT from [coap]
     default_pmin: int = 0
     default_pmax: int = 0  # 0 = no maximum period
     notification_storing: bool = True
@@ -527,6 +528,7 @@ _SERVER = _Table(
         "short_id": _integer(1, 65534),
         "lifetime": _integer(1),
         "binding": _binding,
+        "awake_window": _positive_number,
         "default_pmin": _SECONDS,
         "default_pmax": _SECONDS,
         "notification_storing": _boolean,

@@ -23,7 +23,9 @@ encodes and sends). Rules, per the effective attributes of each path:
   re-evaluated when instances come or go.
 
 ``emit`` receives ``confirmable=True`` at least once every
-``con_interval`` seconds (RFC 7641 asks for once a day).
+``con_interval`` seconds (RFC 7641 asks for once a day). With an outbox set
+(:meth:`ObserveEngine.set_outbox`, used by queue mode) every notification is
+handed to the outbox instead, which decides when ``emit`` runs.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class ObserveEngine:
         self.defaults = defaults
         self.con_interval = con_interval
         self._observations: dict[int, Observation] = {}
+        self._outbox: Emit | None = None
         dm.tree.on_value_change(self.value_changed)
         dm.tree.on_structure_change(self.structure_changed)
 
@@ -130,6 +133,18 @@ class ObserveEngine:
         """Forget every observation of server ``ssid``."""
         for obs in [o for o in self._observations.values() if o.ssid == ssid]:
             self.stop(obs)
+
+    def is_active(self, obs: Observation) -> bool:
+        """True while ``obs`` is tracked (not stopped)."""
+        return self._observations.get(obs.ident) is obs
+
+    def set_outbox(self, outbox: Emit | None) -> None:
+        """Hand every notification to ``outbox`` instead of ``obs.emit`` (None: emit directly).
+
+        The engine's bookkeeping (pmin, pmax, last value) treats a notification
+        given to the outbox as sent; the outbox must call ``obs.emit`` itself.
+        """
+        self._outbox = outbox
 
     def observations(self, ssid: int | None = None) -> list[Observation]:
         """The active observations (of one server when ``ssid`` is given)."""
@@ -260,8 +275,9 @@ class ObserveEngine:
         self._emit(obs, records, confirmable)
 
     def _emit(self, obs: Observation, result: list[Record] | Lwm2mError, confirmable: bool) -> None:
+        send = self._outbox if self._outbox is not None else obs.emit
         try:
-            obs.emit(obs, result, confirmable)
+            send(obs, result, confirmable)
         except Exception:
             LOG.exception("observe %s: sending the notification failed", obs.paths[0])
 

@@ -10,6 +10,11 @@ A server in security mode 0 (PSK) is reached over a DTLS session instead
 server's requests arrive over it and are answered over it, through the same
 site and dispatcher. Such a server's plain CoAP requests are dropped.
 
+Queue mode (``engine/queue.py``) can close the UDP socket and open it again
+(:meth:`CoapEndpoint.close_udp`, :meth:`CoapEndpoint.reopen_udp`) and close
+one server's DTLS session; the aiocoap context, its exchanges and the
+observation pipes stay, so notifications continue over the new socket.
+
 With ``transport/dtls.py`` this is the only code that touches aiocoap
 internals: the context is assembled by hand (token managers, filtering
 message managers, the UDP6 and DTLS message interfaces) because aiocoap has
@@ -20,6 +25,7 @@ aiocoap 0.4.17.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import socket
@@ -35,6 +41,8 @@ from aiocoap.numbers.constants import TransportTuning
 from aiocoap.numbers.types import NON, RST
 from aiocoap.tokenmanager import TokenManager
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
+from aiocoap.util import socknumbers
+from aiocoap.util.asyncio.recvmsg import create_recvmsg_datagram_endpoint
 
 from lwm2md.engine.observe import Observation
 from lwm2md.engine.registration import CoapResponse, Requester, TransportError
@@ -51,6 +59,7 @@ Peer = tuple[str, int]
 Handler = Callable[[InboundRequest], Awaitable[Outcome]]
 ObservationHooks = tuple[Callable[[Observation, list[Record]], None], Callable[[Observation], None]]
 Encoder = Callable[[int, Path, Sequence[Record]], bytes]
+ServingHook = Callable[[int, bool], None]
 
 _METHODS = {
     Code.GET: "GET",
@@ -137,6 +146,86 @@ class PeerTable:
         return self.ssid_for(_remote_peer(remote))
 
 
+class _ReopenableUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
+    """aiocoap's UDP6 message interface whose socket can be closed and opened again.
+
+    aiocoap remotes point at the interface object, and the message and token
+    managers keep their state, so exchanges and observation pipes survive a
+    close/reopen: only the socket changes. Reopening binds the address and
+    port last bound when that is free, else a new ephemeral port. While
+    closed, :meth:`send` drops messages as a lost datagram would be dropped
+    (queue mode does not send then; this only keeps a stray send harmless).
+    """
+
+    def __init__(self, ctx: Any, log: Any, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(ctx, log, loop)
+        self.transport: Any = None
+        self.sockname: tuple[Any, ...] | None = None
+        """The socket's address, kept while it is closed (the port to ask for again)."""
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None
+
+    def _local_port(self) -> int:
+        return int(self.sockname[1]) if self.sockname is not None else 0
+
+    def connection_made(self, transport: Any) -> None:
+        if not self.ready.done():
+            self.ready.set_result(True)
+        self.transport = transport
+        self.sockname = tuple(transport.get_extra_info("socket").getsockname())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            LOG.warning("UDP socket lost: %s", exc)
+        if self._shutting_down is not None and not self._shutting_down.done():
+            self._shutting_down.set_result(None)
+
+    def send(self, message: Message) -> None:
+        if self.transport is None:
+            LOG.debug("UDP socket closed: %s to %s dropped", message.code, message.remote.hostinfo)
+            return
+        super().send(message)
+
+    def close_socket(self) -> None:
+        """Close the socket now (idempotent); the interface stays usable for :meth:`reopen`."""
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            transport.close()
+
+    async def reopen(self) -> None:
+        """Bind a new socket: the previous address and port if free, else an ephemeral port."""
+        if self.transport is not None:
+            return
+        assert self.sockname is not None, "reopen() before the first bind"
+        host, port, flowinfo, scope_id = self.sockname
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            if socknumbers.HAS_RECVERR:  # ICMP errors reach the message manager, as on the first socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socknumbers.IPV6_RECVERR, 1)
+                sock.setsockopt(socket.IPPROTO_IP, socknumbers.IP_RECVERR, 1)
+            try:
+                sock.bind((host, port, flowinfo, scope_id))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                LOG.info("UDP port %d is taken now; reopening on a new ephemeral port", port)
+                sock.bind((host, 0, flowinfo, scope_id))
+            await create_recvmsg_datagram_endpoint(self.loop, lambda: self, sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    async def shutdown(self) -> None:
+        if self.transport is None:  # closed by queue mode: nothing to wait for
+            del self._ctx
+            return
+        await super().shutdown()
+
+
 class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
     """aiocoap's message manager, minus requests from unknown peers.
 
@@ -191,6 +280,13 @@ class _Site:
         if ssid is None:  # filtered earlier; a peer table change raced us
             pipe.add_response(Message(code=Code.UNAUTHORIZED), is_last=True)
             return
+        self._endpoint.serving(ssid, True)
+        try:
+            await self._render(pipe, request, ssid)
+        finally:
+            self._endpoint.serving(ssid, False)
+
+    async def _render(self, pipe: Any, request: Message, ssid: int) -> None:
         outcome_box: list[Outcome] = []
 
         async def build() -> Message:
@@ -272,6 +368,8 @@ class _CoapRequester(Requester):
         context = self._endpoint.context
         if context is None:
             raise TransportError("endpoint is closed")
+        if not self._endpoint.udp_open:
+            raise TransportError(f"{method} /{'/'.join(uri_path)}: the UDP socket is closed (queue mode)")
         try:
             response = await asyncio.wait_for(context.request(msg).response, self._timeout)
         except (aiocoap.error.NetworkError, OSError, TimeoutError) as exc:
@@ -360,6 +458,17 @@ class _DtlsRequester(Requester):
             raise TransportError(f"{what} over DTLS: {reason}") from None
         return CoapResponse(int(response.code), tuple(response.opt.location_path), response.payload)
 
+    def drop_session(self, reason: str) -> bool:
+        """Close the current session (close_notify); the next request opens a new one.
+
+        True if a session was open.
+        """
+        session = self.session
+        if session is None or session.closed:
+            return False
+        session.close(reason)
+        return True
+
     def close(self) -> None:
         """Close the session (close_notify) and refuse further requests."""
         self._closed = True
@@ -401,7 +510,13 @@ class CoapEndpoint:
         self.peers = PeerTable(on_remove=self._server_removed)
         self.context: aiocoap.Context | None = None
         self.dtls: DtlsInterface | None = None
-        self._transport: Any = None
+        self.on_serving: ServingHook | None = None
+        """Called with (ssid, True) when a server's request arrives and (ssid, False) once answered."""
+        self.on_server_removed: Callable[[int], None] | None = None
+        """Called with the short ID after ``peers.remove``."""
+        self._transport: _ReopenableUDP6 | None = None
+        self._managers: list[_FilteringMessageManager] = []
+        self._reopening = asyncio.Lock()
         self._secure: dict[int, _DtlsRequester] = {}
 
     async def start(self, bind_address: str = "::", port: int = 0) -> None:
@@ -413,7 +528,7 @@ class CoapEndpoint:
         bind_host = bind_address
         if bind_host in ("0.0.0.0", ""):
             bind_host = "::"
-        transport = await MessageInterfaceUDP6.create_server_transport_endpoint(
+        transport = await _ReopenableUDP6.create_server_transport_endpoint(
             mman, log=context.log, loop=loop, bind=(bind_host, port), multicast=[]
         )
         mman.message_interface = transport
@@ -428,12 +543,69 @@ class CoapEndpoint:
         context.request_interfaces.append(dtls_tman)
         self.context = context
         self._transport = transport
+        self._managers = [mman, dtls_mman]
 
     @property
     def local_port(self) -> int:
-        """The bound UDP port."""
-        sock = self._transport.transport.get_extra_info("socket")
-        return int(sock.getsockname()[1])
+        """The bound UDP port (the last one while the socket is closed)."""
+        assert self._transport is not None and self._transport.sockname is not None, "not started"
+        return int(self._transport.sockname[1])
+
+    # -- queue mode -------------------------------------------------------------
+
+    @property
+    def udp_open(self) -> bool:
+        """True while the shared UDP socket is open."""
+        return self.context is not None and self._transport is not None and self._transport.is_open
+
+    def close_udp(self) -> None:
+        """Close the shared UDP socket; exchanges, observations and the peer table stay."""
+        if self._transport is not None and self._transport.is_open:
+            port = self.local_port
+            self._transport.close_socket()
+            LOG.debug("UDP socket on port %d closed", port)
+
+    async def reopen_udp(self) -> None:
+        """Open the shared UDP socket again (same port when it is free); TransportError if it cannot."""
+        async with self._reopening:
+            if self._transport is None or self.context is None:
+                raise TransportError("endpoint is closed")
+            if self._transport.is_open:
+                return
+            try:
+                await self._transport.reopen()
+            except OSError as exc:
+                raise TransportError(f"cannot reopen the UDP socket: {exc.strerror or exc}") from None
+            LOG.debug("UDP socket reopened on port %d", self.local_port)
+
+    def is_secure(self, ssid: int) -> bool:
+        """True when server ``ssid`` is reached over DTLS (a socket of its own per session)."""
+        return ssid in self._secure
+
+    def close_secure_session(self, ssid: int, reason: str) -> bool:
+        """Close server ``ssid``'s DTLS session, ending the exchanges and observations made over it.
+
+        The next request opens a new session with a full handshake. True if a session was open.
+        """
+        requester = self._secure.get(ssid)
+        return requester.drop_session(reason) if requester is not None else False
+
+    def unacknowledged(self, ssid: int) -> int:
+        """Confirmable messages to server ``ssid`` still waiting for their ACK."""
+        count = 0
+        for manager in self._managers:
+            exchanges = manager._active_exchanges or {}
+            count += sum(1 for remote, _mid in exchanges if self.peers.ssid_for_remote(remote) == ssid)
+        return count
+
+    def serving(self, ssid: int, busy: bool) -> None:
+        if self.on_serving is not None:
+            self.on_serving(ssid, busy)
+
+    def _can_send(self, remote: Any) -> bool:
+        if isinstance(remote, DtlsSession):
+            return remote.established
+        return self.udp_open
 
     async def close(self) -> None:
         """Close every DTLS session and the socket."""
@@ -444,6 +616,7 @@ class CoapEndpoint:
             await self.context.shutdown()
             self.context = None
         self.dtls = None
+        self._managers = []
 
     def requester(self, host: str, port: int) -> Requester:
         """Plain CoAP (NoSec) requests to ``host``:``port`` from the shared socket."""
@@ -470,6 +643,8 @@ class CoapEndpoint:
         requester = self._secure.pop(ssid, None)
         if requester is not None:
             requester.close()
+        if self.on_server_removed is not None:
+            self.on_server_removed(ssid)
 
     # -- serving ----------------------------------------------------------------
 
@@ -493,7 +668,11 @@ class CoapEndpoint:
         return await self._handler(inbound)
 
     def begin_observation(self, pipe: Any, first: Message, outcome: Outcome) -> None:
-        """Send the first response of an observation and wire later notifications to ``pipe``."""
+        """Send the first response of an observation and wire later notifications to ``pipe``.
+
+        The observation's ``emit`` raises TransportError, sending nothing, while
+        the socket or DTLS session the observation was made over is closed.
+        """
         obs = outcome.observation
         assert obs is not None
         fmt = outcome.content_format if outcome.content_format is not None else 0
@@ -502,6 +681,8 @@ class CoapEndpoint:
         first.opt.observe = 0
 
         def emit(observation: Observation, result: list[Record] | Lwm2mError, confirmable: bool) -> None:
+            if not self._can_send(pipe.request.remote):
+                raise TransportError(f"notification for {base}: the connection to the server is closed")
             if isinstance(result, Lwm2mError):
                 final = Message(code=Code(result.code), transport_tuning=self.reliable)
                 pipe.add_response(final, is_last=True)
