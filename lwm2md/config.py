@@ -39,6 +39,8 @@ DEFAULT_PORTS: Final[Mapping[str, int]] = {"coap": 5683, "coaps": 5684}
 # Binding values the LwM2M 1.0 Server object allows; 1.1 allows any set of U/T/S/N (+Q).
 BINDINGS_1_0: Final = ("U", "UQ", "S", "SQ", "US", "UQS")
 REDACTED: Final = "<redacted>"
+MAX_PSK_KEY: Final = 16  # tinydtls keeps the key in a 16-byte buffer
+MAX_PSK_IDENTITY: Final = 32
 
 
 def default_endpoint(machine_id_path: str | os.PathLike[str] = MACHINE_ID_PATH) -> str:
@@ -669,9 +671,16 @@ def _server(raw: object, prefix: str, source: str, base_dir: str | None) -> Serv
     if server.psk_key_file is not None:
         path = os.path.join(base_dir or "", server.psk_key_file)
         key = _read_key_file(path, source, f"{prefix}.psk_key_file")
-        return replace(server, psk_key=key, psk_key_file=path)
+        server = replace(server, psk_key=key, psk_key_file=path)
     if server.psk_key is None:
         bad("psk_key", _ABSENT, "psk_key or psk_key_file when security = 'psk'")
+    # The DTLS stack (tinydtls) holds at most a 16-byte key and a 32-byte identity.
+    if not 1 <= len(server.psk_key) <= MAX_PSK_KEY:
+        name = "psk_key_file" if server.psk_key_file else "psk_key"
+        bad(name, REDACTED, f"a key of 1 to {MAX_PSK_KEY} bytes, not {len(server.psk_key)}")
+    assert server.psk_identity is not None  # checked above
+    if not 1 <= len(server.psk_identity.encode()) <= MAX_PSK_IDENTITY:
+        bad("psk_identity", server.psk_identity, f"1 to {MAX_PSK_IDENTITY} bytes of identity")
     return server
 
 

@@ -208,6 +208,9 @@ SENSOR = '[[sensor]]\ndriver = "simulated"\n'
 BAD_INPUTS = [
     ("unknown-top-key", "bogus = 1\n" + SERVER, "bogus", "'bogus'", "objects_dir"),
     ("unknown-table", SERVER + "[radio]\napn = 'x'\n", "radio", "'radio'", "one of: "),
+    ("psk-key-too-long",
+     "[[server]]\nuri = 'coaps://h'\nshort_id = 1\npsk_identity = 'gw'\npsk_key = '" + "ab" * 17 + "'\n",
+     "server[0].psk_key", "'<redacted>'", "1 to 16 bytes"),
     ("unknown-driver", SERVER + "[[sensor]]\ndriver = 'bme281'\nobjects = [3303]\n", "sensor[0].driver",
      "'bme281'", "bme280"),
     ("unknown-modem-key", SERVER + "[modem]\nport = 'x'\napn = 'x'\n", "modem.apn", "'apn'", "baudrate"),
