@@ -167,6 +167,17 @@ class _ReopenableUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
     def is_open(self) -> bool:
         return self.transport is not None
 
+    def datagram_msg_received(self, data: bytes, ancdata: Any, flags: int, address: Any) -> None:
+        """aiocoap's parser, plus one log line for what it lets escape on hostile input.
+
+        aiocoap 0.4.17 raises UnicodeDecodeError (not UnparsableMessage) for a
+        string option that is not UTF-8; asyncio would log a traceback per datagram.
+        """
+        try:
+            super().datagram_msg_received(data, ancdata, flags, address)
+        except (UnicodeDecodeError, ValueError) as exc:
+            LOG.info("dropping a malformed datagram from %s: %s", address[0] if address else "?", exc)
+
     def _local_port(self) -> int:
         return int(self.sockname[1]) if self.sockname is not None else 0
 

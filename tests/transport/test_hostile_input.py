@@ -8,9 +8,11 @@ checks the client still answers a proper Read.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import socket
 import struct
+from typing import Any
 
 from lwm2md.app import Client
 from lwm2md.engine.clock import FakeClock
@@ -141,6 +143,26 @@ def test_random_payloads_in_every_format_get_success_or_a_client_error() -> None
                 code = rng.choice([PUT, POST, 0x05, 0x07])  # PUT, POST, FETCH, iPATCH
                 answer = await server.request(message(CON, code, mid, b"q", options, payload))
                 assert answer[1] >> 5 in (2, 4), (path, fmt, code, payload, answer)
+        finally:
+            await client.stop(timeout=0.2)
+            server.sock.close()
+
+    run(scenario())
+
+
+def test_a_non_utf8_string_option_is_dropped_with_one_log_line(caplog: Any) -> None:
+    async def scenario() -> None:
+        server = RawServer()
+        client = Client(make_config(f"coap://127.0.0.1:{server.port}"), simulate=True, clock=FakeClock())
+        try:
+            await client.start()
+            await server.accept_register()
+            with caplog.at_level(logging.INFO):
+                server.send(message(CON, GET, 5, b"u", [(3, b"\xff\xfe")]))  # Uri-Host must be UTF-8
+                ok = await server.request(message(CON, GET, 6, b"v", path_options("/3/0/17")))
+            assert ok[1] == 0x45
+            dropped = [r for r in caplog.records if "malformed datagram" in r.getMessage()]
+            assert len(dropped) == 1 and not any(r.exc_info for r in caplog.records)
         finally:
             await client.stop(timeout=0.2)
             server.sock.close()
