@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lwm2md.engine.registration import State
+from lwm2md.testing import TestServer
 from tests.integration.harness import EP, rig, run
 
 
@@ -93,5 +94,25 @@ def test_stop_deregisters() -> None:
             event = await r.server.wait_event("deregister", endpoint=EP)
             assert event.reason == "deregister"
             assert EP not in r.server.registrations
+
+    run(scenario())
+
+
+def test_server_restart_leads_to_a_fresh_registration() -> None:
+    async def scenario() -> None:
+        async with rig() as r:
+            port = r.server.port
+            old_location = r.server.registrations[EP].location
+            await r.server.stop()
+            r.server = await TestServer.start("127.0.0.1", port, log=lambda line: None, expiry_interval=None)
+            try:
+                await r.clock.advance(300 - 93)  # the regular Update reaches the restarted server: 4.04
+                reg = await r.server.wait_registered(EP)
+                assert reg.location  # registered afresh at the new server instance
+                assert r.client.registrations[1].location == tuple(reg.location.strip("/").split("/"))
+                assert reg.location != old_location or reg.update_count == 0
+                assert (await r.server.read(EP, "/3/0/1")).payload == b"IT-1"
+            finally:
+                await r.server.stop()
 
     run(scenario())
