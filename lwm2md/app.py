@@ -125,6 +125,8 @@ class Client:
         self.sender: Sender | None = None
         self.host_root = host_root
         self.on_status: Callable[[str], None] | None = None
+        self._ordering: asyncio.Task[None] | None = None
+        self._settled: dict[int, asyncio.Event] = {}
         self._sensor_factory = sensor_factory or default_sensor_factory
         self._run_blocking = run_blocking
         self._started = False
@@ -351,10 +353,49 @@ class Client:
         for sampler in self.samplers:
             sampler.start(self.clock)
         await self._start_modem()
+        await self._start_sms_binding()
+        ordered = sorted(
+            (a for a in self.accounts.values() if a.priority() is not None),
+            key=lambda a: (a.priority(), a.ssid),
+        )
         for account in self.accounts.values():
-            await self._start_registration(account.config)
+            await self._start_registration(account.config, run=account not in ordered)
+        if ordered:
+            self._ordering = asyncio.get_running_loop().create_task(
+                self._register_in_priority_order([a.ssid for a in ordered]), name="registration order"
+            )
         self._start_sender()
         self._started = True
+
+    async def _start_sms_binding(self, numbers: dict[int, str] | None = None) -> None:
+        """CoAP over SMS on the modem's AT channel (``transport/sms.py``, ``docs/sms.md``).
+
+        Servers' SMS numbers become peers: their requests by SMS are served
+        and answered by SMS. ``numbers`` ({short ID: MSISDN}) defaults to the
+        ``sms_number`` of each ``[[server]]`` when ``[modem] sms`` is true
+        (keys not in the config schema yet: nothing happens without them).
+        """
+        from lwm2md.drivers.modem.sms import SmsLink
+        from lwm2md.transport.sms import SmsBinding
+
+        modem = self.config.modem
+        if numbers is None:
+            if modem is None or not getattr(modem, "sms", False):
+                return
+            numbers = {s.short_id: n for s in self.config.servers if (n := getattr(s, "sms_number", None))}
+        if self.modem_channel is None or not numbers:
+            LOG.warning("SMS binding not started: %s", "no modem" if self.modem_channel is None
+                        else "no server has an SMS number")  # fmt: skip
+            return
+        link = SmsLink(self.modem_channel, clock=self.clock)
+        await link.start()
+        own = getattr(modem, "own_number", None) or link.own_number
+        binding = SmsBinding(self.endpoint, link, own_number=own)
+        for ssid, number in numbers.items():
+            binding.add_server(ssid, number)
+        self.sms_binding: SmsBinding | None = binding
+        LOG.info("SMS binding on %s: server number(s) %s", own or "an unknown own number",
+                 ", ".join(binding.numbers.values()))  # fmt: skip
 
     def _start_sender(self) -> None:
         send_cfg = self.config.send
@@ -380,7 +421,28 @@ class Client:
             LOG.warning("first sensor readings took longer than %.0f s; registering anyway",
                         FIRST_SAMPLE_TIMEOUT)
 
-    async def _start_registration(self, server: ServerConfig) -> None:
+    async def _register_in_priority_order(self, ssids: list[int]) -> None:
+        """Start the servers with /1/x/13 one after the other, lowest value first.
+
+        The next starts once the previous has registered or given up; a
+        failure at a server with /1/x/15 Registration Failure Block set stops
+        the rest (they are logged, not started).
+        """
+        for position, ssid in enumerate(ssids):
+            registration = self.registrations.get(ssid)
+            account = self.accounts.get(ssid)
+            if registration is None or account is None:
+                continue
+            settled = self._settled.setdefault(ssid, asyncio.Event())
+            registration.start()
+            await settled.wait()
+            if registration.state is State.FAILED and account.failure_blocks():
+                blocked = ", ".join(str(s) for s in ssids[position + 1 :]) or "none"
+                LOG.error("server %d: registration failed; it blocks lower-priority servers (%s)",
+                          ssid, blocked)
+                return
+
+    async def _start_registration(self, server: ServerConfig, *, run: bool = True) -> None:
         account = self.accounts[server.short_id]
         try:
             peer = await resolve_peer(server.host, server.port)
@@ -393,11 +455,12 @@ class Client:
             self.clock,
             account.params,
             functools.partial(self.registration_links, server.short_id),
-            on_state=lambda _reg: self._status_changed(),
+            on_state=self._registration_state_changed,
         )
         self.registrations[server.short_id] = registration
         self._attach_queue(server.short_id, registration)
-        registration.start()
+        if run:
+            registration.start()
 
     def _server_requester(self, ssid: int, peer: tuple[str, int]) -> Requester:
         """Map ``peer`` to server ``ssid`` and return the requester its /0 security mode calls for.
@@ -480,6 +543,11 @@ class Client:
             self.endpoint.on_server_removed = None
             self.queue = None
 
+    def _registration_state_changed(self, registration: Registration) -> None:
+        if registration.state in (State.REGISTERED, State.FAILED):
+            self._settled.setdefault(registration.ssid, asyncio.Event()).set()
+        self._status_changed()
+
     def _status_changed(self) -> None:
         if self.on_status is not None:
             self.on_status(self.status())
@@ -491,6 +559,8 @@ class Client:
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """De-register from every server (within ``timeout`` s in all) and release everything."""
         self._started = False
+        if self._ordering is not None:
+            self._ordering.cancel()
         if self.sender is not None:
             await self.sender.stop()
         for sampler in self.samplers:

@@ -85,6 +85,7 @@ class RegistrationParams:
     retry_timer: float = 60.0
     sequence_delay: float = 86400.0
     sequence_retry_count: int = 1
+    initial_delay: float = 0.0
 
 
 class State(enum.Enum):
@@ -197,7 +198,11 @@ class Registration:
         return self.registered_at + lifetime - margin
 
     async def run(self) -> None:
-        """Register, keep the registration alive, until stop()."""
+        """Register (after /1/x/14's initial delay), keep the registration alive, until stop()."""
+        delay = self._params().initial_delay
+        if delay > 0 and not self.location:
+            LOG.info("server %d: initial registration delay %.0f s", self.ssid, delay, extra=self._log)
+            await self._retry_wait(delay)
         while not self._stopping:
             if self.state is not State.REGISTERED:
                 await self._register_sequences()

@@ -194,4 +194,20 @@ class ServerAccount:
             retry_timer=float(self._int(18, self.config.communication_retry_timer)),
             sequence_delay=float(self._int(19, self.config.sequence_delay_timer)),
             sequence_retry_count=self._int(20, self.config.sequence_retry_count),
+            initial_delay=float(self._int(14, self.config.initial_registration_delay)),
         )
+
+    def priority(self) -> int | None:
+        """/1/x/13 Registration Priority Order (lower registers first), None when unset."""
+        if not self.server.has(13):
+            return None
+        value = self._int(13, -1)
+        return value if value >= 0 else None
+
+    def failure_blocks(self) -> bool:
+        """/1/x/15 Registration Failure Block: a failure here stops lower-priority servers."""
+        try:
+            value = self.server.read(15)
+        except Exception:
+            return self.config.registration_failure_block
+        return value is True

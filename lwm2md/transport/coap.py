@@ -115,6 +115,7 @@ class PeerTable:
         self._by_peer: dict[Peer, int] = {}
         self._secure: set[int] = set()
         self._on_remove = on_remove
+        self._by_key: dict[Any, int] = {}  # extra message interfaces (SMS binding hook)
 
     def set(self, ssid: int, peer: Peer, *, scheme: str = "coap") -> None:
         """Map server ``ssid`` (replacing what it had): at ``peer`` for coap; for coaps, its sessions."""
@@ -126,6 +127,7 @@ class PeerTable:
 
     def remove(self, ssid: int) -> None:
         self._forget(ssid)
+        self._by_key = {key: owner for key, owner in self._by_key.items() if owner != ssid}
         if self._on_remove is not None:
             self._on_remove(ssid)
 
@@ -143,7 +145,23 @@ class PeerTable:
         """The server an aiocoap remote (UDP address or DTLS session) belongs to."""
         if isinstance(remote, DtlsSession):
             return remote.ssid if remote.ssid in self._secure else None
+        # -- begin SMS binding hook: remotes of extra message interfaces --
+        key = getattr(remote, "binding_key", None)
+        if key is not None:
+            return self._by_key.get(key)
+        # -- end SMS binding hook --
         return self.ssid_for(_remote_peer(remote))
+
+    # -- begin SMS binding hook: remotes of extra message interfaces --
+    def set_remote(self, ssid: int, key: Any) -> None:
+        """Map remotes whose ``binding_key`` is ``key`` (an SMS number) to server ``ssid``.
+
+        Kept apart from :meth:`set` (a server has an address and an SMS
+        number); forgotten by :meth:`remove`.
+        """
+        self._by_key[key] = ssid
+
+    # -- end SMS binding hook --
 
 
 class _ReopenableUDP6(MessageInterfaceUDP6):  # type: ignore[misc]
@@ -555,6 +573,31 @@ class CoapEndpoint:
         self.context = context
         self._transport = transport
         self._managers = [mman, dtls_mman]
+
+    # -- begin SMS binding hook: extra message interfaces -----------------------
+
+    def add_message_interface(self, make: Callable[[Any], Any]) -> Any:
+        """Add a message interface (``transport/sms.py``) to the started context and return it.
+
+        ``make(message_manager)`` builds it; it gets a token manager and a
+        filtering message manager of its own, like the DTLS sessions: the
+        same site, dispatcher and peer filter (its remotes are matched by
+        their ``binding_key``, see :meth:`PeerTable.set_remote`), and its
+        unacknowledged messages count for queue mode.
+        """
+        context = self.context
+        if context is None:
+            raise TransportError("endpoint is not started")
+        tman = TokenManager(context)
+        mman = _FilteringMessageManager(tman, self.peers)
+        interface = make(mman)
+        mman.message_interface = interface
+        tman.token_interface = mman
+        context.request_interfaces.append(tman)
+        self._managers.append(mman)
+        return interface
+
+    # -- end SMS binding hook --
 
     @property
     def local_port(self) -> int:

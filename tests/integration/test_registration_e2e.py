@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from lwm2md.app import Client
+from lwm2md.engine.clock import FakeClock
 from lwm2md.engine.registration import State
 from lwm2md.testing import TestServer
-from tests.integration.harness import EP, rig, run
+from tests.integration.harness import EP, inline, make_config, rig, run
 
 
 def test_register_carries_parameters_and_object_links() -> None:
@@ -114,5 +116,63 @@ def test_server_restart_leads_to_a_fresh_registration() -> None:
                 assert (await r.server.read(EP, "/3/0/1")).payload == b"IT-1"
             finally:
                 await r.server.stop()
+
+    run(scenario())
+
+
+def _two_servers(first: str, second: str, **first_extra: object) -> list[dict[str, object]]:
+    return [
+        {"uri": first, "short_id": 1, "registration_priority": 0, "communication_retry_count": 2,
+         "communication_retry_timer": 10, "sequence_delay_timer": 600, **first_extra},
+        {"uri": second, "short_id": 2, "registration_priority": 1},
+    ]  # fmt: skip
+
+
+def test_initial_registration_delay_is_honoured() -> None:
+    async def scenario() -> None:
+        server = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
+        clock = FakeClock()
+        table = {"uri": server.uri, "short_id": 1, "initial_registration_delay": 30}
+        config = make_config(server.uri, server=[table])
+        client = Client(config, simulate=True, clock=clock, run_blocking=inline)
+        try:
+            await client.start()
+            await clock.advance(29)
+            assert EP not in server.registrations
+            await clock.advance(1)
+            await server.wait_registered(EP)
+        finally:
+            await client.stop(timeout=2)
+            await server.stop()
+
+    run(scenario())
+
+
+def test_priority_order_and_failure_block() -> None:
+    async def scenario() -> None:
+        first = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
+        second = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
+        first.set_reject_registration("5.03")
+        for block in (True, False):
+            clock = FakeClock()
+            servers = _two_servers(first.uri, second.uri, registration_failure_block=block)
+            config = make_config(first.uri, server=servers)
+            client = Client(config, simulate=True, clock=clock, run_blocking=inline)
+            try:
+                await client.start()
+                await clock.advance(1)
+                assert client.registrations[1].state is State.WAITING_RETRY
+                assert EP not in second.registrations, "the lower priority waits for the higher one"
+                await clock.advance(10)  # the second and last attempt fails too
+                assert client.registrations[1].state is State.FAILED
+                if block:
+                    await clock.advance(60)
+                    assert EP not in second.registrations, "blocked by the failure at server 1"
+                else:
+                    await second.wait_registered(EP)
+            finally:
+                await client.stop(timeout=2)
+        await first.stop()
+        await second.stop()
 
     run(scenario())
