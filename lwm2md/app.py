@@ -380,17 +380,23 @@ class Client:
 
         modem = self.config.modem
         if numbers is None:
-            if modem is None or not getattr(modem, "sms", False):
+            if modem is None or not modem.sms:
                 return
-            numbers = {s.short_id: n for s in self.config.servers if (n := getattr(s, "sms_number", None))}
+            numbers = {s.short_id: s.sms_number for s in self.config.servers if s.sms_number}
         if self.modem_channel is None or not numbers:
             LOG.warning("SMS binding not started: %s", "no modem" if self.modem_channel is None
                         else "no server has an SMS number")  # fmt: skip
             return
         link = SmsLink(self.modem_channel, clock=self.clock)
         await link.start()
-        own = getattr(modem, "own_number", None) or link.own_number
+        own = (modem.own_number if modem is not None else None) or link.own_number
         binding = SmsBinding(self.endpoint, link, own_number=own)
+
+        def own_number() -> str | None:
+            return own
+
+        for account in self.accounts.values():
+            account.own_number = own_number
         for ssid, number in numbers.items():
             binding.add_server(ssid, number)
         self.sms_binding: SmsBinding | None = binding

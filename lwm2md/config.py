@@ -126,6 +126,7 @@ class ServerConfig:
     lifetime: int = 300
     binding: str = "U"
     awake_window: float | None = None  # queue mode, seconds; None = MAX_TRANSMIT_WAIT from [coap]
+    sms_number: str | None = None  # the server's MSISDN ("+4917..."), for bindings with S
     default_pmin: int = 0
     default_pmax: int = 0  # 0 = no maximum period
     notification_storing: bool = True
@@ -212,6 +213,8 @@ class ModemConfig:
     interface: str | None = "wwan0"
     interval: float = 60.0
     vendor: str | None = None
+    sms: bool = False  # carry CoAP over SMS for servers with an sms_number (binding S)
+    own_number: str | None = None  # this SIM's MSISDN; unset: asked from the modem (AT+CNUM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +408,12 @@ def _hex_key(value: Any) -> bytes:
     return key
 
 
+def _msisdn(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"\+?[0-9]{3,20}", value):
+        return value
+    raise _Bad("a phone number in international format such as '+491701234567'")
+
+
 def _endpoint_name(value: Any) -> str:
     if not isinstance(value, str) or not value or not value.isprintable() or any(c.isspace() for c in value):
         raise _Bad("a non-empty endpoint name without spaces or control characters")
@@ -531,6 +540,7 @@ _SERVER = _Table(
         "lifetime": _integer(1),
         "binding": _binding,
         "awake_window": _positive_number,
+        "sms_number": _msisdn,
         "default_pmin": _SECONDS,
         "default_pmax": _SECONDS,
         "notification_storing": _boolean,
@@ -612,6 +622,8 @@ _MODEM = _Table(
         "interface": _text,
         "interval": _positive_number,
         "vendor": _text,
+        "sms": _boolean,
+        "own_number": _msisdn,
     },
     required=frozenset({"port"}),
 )
@@ -787,6 +799,19 @@ def _send(raw: object, servers: tuple[ServerConfig, ...], source: str) -> SendCo
     return send
 
 
+def _check_sms(servers: tuple[ServerConfig, ...], modem: ModemConfig | None, source: str) -> None:
+    """A binding with S needs the server's sms_number and ``[modem] sms = true``."""
+    for i, server in enumerate(servers):
+        if "S" not in server.binding:
+            continue
+        if server.sms_number is None:
+            expected = f"the server's MSISDN for binding {server.binding!r}"
+            _fail(source, f"server[{i}].sms_number", _ABSENT, expected)
+        if modem is None or not modem.sms:
+            found = "no [modem]" if modem is None else modem.sms
+            _fail(source, "modem.sms", found, f"true for server[{i}]'s binding {server.binding!r}")
+
+
 def parse_config(data: dict[str, Any], source: str, *, base_dir: str | None = None) -> Config:
     """Validate a parsed TOML document; ``source`` names it in errors and in ``Config.source``.
 
@@ -801,12 +826,14 @@ def parse_config(data: dict[str, Any], source: str, *, base_dir: str | None = No
     logging, _ = _LOGGING.read(top.get("logging", {}), "logging", source)
     dirs = {name: top[name] for name in ("objects_dir", "state_dir") if name in top}
     sensors = _sensors(top.get("sensor", []), source)
+    modem = ModemConfig(**_MODEM.read(top["modem"], "modem", source)[0]) if "modem" in top else None
+    _check_sms(servers, modem, source)
     return Config(
         device=DeviceConfig(**device),
         servers=servers,
         sensors=sensors,
         gpios=_gpios(top.get("gpio", []), sensors, source),
-        modem=ModemConfig(**_MODEM.read(top["modem"], "modem", source)[0]) if "modem" in top else None,
+        modem=modem,
         platform=PlatformConfig(**_PLATFORM.read(top.get("platform", {}), "platform", source)[0]),
         send=_send(top.get("send", {}), servers, source),
         endpoint=EndpointConfig(**coap),

@@ -164,7 +164,11 @@ def test_device_table(tmp_path: Path) -> None:
 
 def test_binding_accepts_valid_combinations() -> None:
     for version, binding in [("1.0", "UQS"), ("1.0", "SQ"), ("1.1", "T"), ("1.1", "UN"), ("1.1", "TQ")]:
-        data = {"server": [{"uri": "coap://h", "short_id": 1, "lwm2m_version": version, "binding": binding}]}
+        table = {"uri": "coap://h", "short_id": 1, "lwm2m_version": version, "binding": binding}
+        data: dict[str, Any] = {"server": [table]}
+        if "S" in binding:
+            table["sms_number"] = "+4917012345"
+            data["modem"] = {"port": "/dev/ttyUSB2", "sms": True}
         assert parse_config(data, "t").servers[0].binding == binding
 
 
@@ -643,3 +647,18 @@ def test_any_value_gives_config_or_config_error(table: str, data: st.DataObject)
         assert err.key.startswith(table)
     else:
         assert isinstance(cfg, Config)
+
+
+def test_sms_binding_needs_the_server_number_and_modem_sms(tmp_path: Path) -> None:
+    base = "[[server]]\nuri = 'coap://h'\nshort_id = 1\nbinding = 'US'\n"
+    with pytest.raises(ConfigError) as missing_number:
+        load_config(write(tmp_path, base + "[modem]\nport = '/dev/ttyUSB2'\nsms = true\n"))
+    assert missing_number.value.key == "server[0].sms_number"
+    with pytest.raises(ConfigError) as modem_off:
+        load_config(write(tmp_path, base + "sms_number = '+4917012345'\n[modem]\nport = '/dev/ttyUSB2'\n"))
+    assert modem_off.value.key == "modem.sms"
+    with pytest.raises(ConfigError) as bad_number:
+        load_config(write(tmp_path, base + "sms_number = '0170 12'\n[modem]\nport = 'x'\nsms = true\n"))
+    assert bad_number.value.key == "server[0].sms_number"
+    ok = load_config(write(tmp_path, base + "sms_number = '+4917012345'\n[modem]\nport = 'x'\nsms = true\n"))
+    assert ok.servers[0].sms_number == "+4917012345" and ok.modem is not None and ok.modem.sms

@@ -53,6 +53,7 @@ def build_security_instance(catalog: Catalog, iid: int, server: ServerConfig) ->
         4: b"",
         5: (server.psk_key or b"") if psk else b"",
         10: server.short_id,
+        **({9: server.sms_number} if server.sms_number else {}),
     })
     return inst
 
@@ -164,6 +165,8 @@ class ServerAccount:
     config: ServerConfig
     server: ObjectInstance
     endpoint: str
+    own_number: Callable[[], str | None] = lambda: None
+    """This client's MSISDN (config or AT+CNUM), sent as ``sms=`` for bindings with S."""
 
     @property
     def ssid(self) -> int:
@@ -195,6 +198,7 @@ class ServerAccount:
             sequence_delay=float(self._int(19, self.config.sequence_delay_timer)),
             sequence_retry_count=self._int(20, self.config.sequence_retry_count),
             initial_delay=float(self._int(14, self.config.initial_registration_delay)),
+            sms_number=self.own_number() if "S" in binding else None,
         )
 
     def priority(self) -> int | None:

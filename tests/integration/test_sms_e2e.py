@@ -70,6 +70,12 @@ async def sms_rig(numbers: dict[int, str] | None = None, server_table: dict[str,
     server = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
     if server_table is not None:
         config_extra["server"] = [{**server_table, "uri": server.uri}]
+    if numbers is None:  # configured the way an operator would: start() starts the binding
+        config_extra.setdefault("server", [{"uri": server.uri, "short_id": 1, "binding": "US"}])
+        for table in config_extra["server"]:
+            table.setdefault("sms_number", SERVER_NUMBER)
+        config_extra.setdefault("modem", {"port": "/dev/ttyFAKE", "interval": 3600.0, "sms": True,
+                                          "own_number": CLIENT_NUMBER})  # fmt: skip
     network = SmsNetwork()
     server_endpoint = network.endpoint(SERVER_NUMBER)
     server_sms = await add_sms_transport(server, server_endpoint)
@@ -82,7 +88,8 @@ async def sms_rig(numbers: dict[int, str] | None = None, server_table: dict[str,
     rig.network, rig.server_sms, rig.server_endpoint = network, server_sms, server_endpoint
     try:
         await client.start()
-        await client._start_sms_binding(numbers if numbers is not None else {1: SERVER_NUMBER})
+        if numbers is not None:
+            await client._start_sms_binding(numbers)
         await server.wait_registered(EP)
         yield rig
     finally:
@@ -104,6 +111,8 @@ def test_server_reads_device_over_sms_in_blocks_and_the_answer_comes_back_by_sms
         async with sms_rig() as r:
             binding = r.client.sms_binding
             assert binding is not None and binding.numbers == {1: SERVER_NUMBER}
+            reg = r.server.registrations[EP]
+            assert (reg.binding, reg.sms) == ("US", CLIENT_NUMBER), "Register says where SMS reaches us"
             r.over_sms()
             response = await r.server.read(EP, "/3/0")
             assert response.code == "2.05"

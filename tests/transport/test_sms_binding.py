@@ -101,8 +101,9 @@ def test_binding_s_register_and_read_over_sms() -> None:
         from tests.integration.harness import EP, make_config
 
         server = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
-        client = Client(make_config(server.uri, server=[{"uri": server.uri, "short_id": 1, "binding": "S"}]),
-                        simulate=True)  # fmt: skip
+        table = {"uri": server.uri, "short_id": 1, "binding": "S", "sms_number": SERVER}
+        modem = {"port": "/dev/ttyFAKE", "sms": True, "own_number": CLIENT}
+        client = Client(make_config(server.uri, server=[table], modem=modem), simulate=True)
         client_link, server_link = Link(CLIENT), Link(SERVER)
         box: list[SmsInterface] = []
 
