@@ -50,6 +50,7 @@ from lwm2md.objects.server import (
 from lwm2md.objects.tree import LwM2MObject, ObjectTree
 from lwm2md.state import WrittenValues
 from lwm2md.transport.coap import CoapEndpoint, resolve_peer
+from lwm2md.transport.sms import SmsBinding
 
 LOG = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ class Client:
         self.on_status: Callable[[str], None] | None = None
         self._ordering: asyncio.Task[None] | None = None
         self._settled: dict[int, asyncio.Event] = {}
+        self.sms_binding: SmsBinding | None = None
         self._sensor_factory = sensor_factory or default_sensor_factory
         self._run_blocking = run_blocking
         self._started = False
@@ -376,7 +378,6 @@ class Client:
         (keys not in the config schema yet: nothing happens without them).
         """
         from lwm2md.drivers.modem.sms import SmsLink
-        from lwm2md.transport.sms import SmsBinding
 
         modem = self.config.modem
         if numbers is None:
@@ -399,7 +400,7 @@ class Client:
             account.own_number = own_number
         for ssid, number in numbers.items():
             binding.add_server(ssid, number)
-        self.sms_binding: SmsBinding | None = binding
+        self.sms_binding = binding
         LOG.info("SMS binding on %s: server number(s) %s", own or "an unknown own number",
                  ", ".join(binding.numbers.values()))  # fmt: skip
 
@@ -450,14 +451,22 @@ class Client:
 
     async def _start_registration(self, server: ServerConfig, *, run: bool = True) -> None:
         account = self.accounts[server.short_id]
-        try:
-            peer = await resolve_peer(server.host, server.port)
-        except Exception as exc:
-            LOG.warning("server %d: %s; will retry on registration", server.short_id, exc)
-            peer = (server.host, server.port)
+        if server.scheme == "sms":
+            if self.sms_binding is None or server.short_id not in self.sms_binding.numbers:
+                LOG.error("server %d: %s needs the SMS binding ([modem] sms = true); not registering",
+                          server.short_id, server.uri)  # fmt: skip
+                return
+            requester: Requester = self.sms_binding.requester(server.short_id)
+        else:
+            try:
+                peer = await resolve_peer(server.host, server.port)
+            except Exception as exc:
+                LOG.warning("server %d: %s; will retry on registration", server.short_id, exc)
+                peer = (server.host, server.port)
+            requester = self._server_requester(server.short_id, peer)
         registration = Registration(
             server.short_id,
-            self._server_requester(server.short_id, peer),
+            requester,
             self.clock,
             account.params,
             functools.partial(self.registration_links, server.short_id),

@@ -63,6 +63,7 @@ _URI_RE = re.compile(
     r"(?P<scheme>coaps?)://(?:\[(?P<ip6>[^\]]+)\]|(?P<host>[A-Za-z0-9._-]+))(?::(?P<port>\d{1,5}))?/?",
     re.IGNORECASE,
 )
+_SMS_URI_RE = re.compile(r"sms://(?P<number>\+?[0-9]{3,20})/?", re.IGNORECASE)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 _HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 
@@ -72,8 +73,12 @@ def parse_server_uri(uri: str) -> tuple[str, str, int]:
 
     The scheme is lower-cased, an IPv6 host is returned without brackets and a
     missing port becomes 5683 (coap) or 5684 (coaps). Paths, queries and
-    user info are rejected.
+    user info are rejected. ``sms://+MSISDN`` (a server reached only by SMS)
+    gives ("sms", "+MSISDN", 0).
     """
+    sms = _SMS_URI_RE.fullmatch(uri)
+    if sms is not None:
+        return "sms", sms["number"], 0
     match = _URI_RE.fullmatch(uri)
     if match is None:
         raise ValueError(f"malformed server URI {uri!r}")
@@ -382,7 +387,9 @@ def _server_uri(value: Any) -> str:
     try:
         parse_server_uri(value if isinstance(value, str) else "")
     except ValueError:
-        raise _Bad("a URI coap://host[:port] or coaps://host[:port] (IPv6 host in brackets)") from None
+        raise _Bad(
+            "a URI coap://host[:port], coaps://host[:port] (IPv6 host in brackets) or sms://+MSISDN"
+        ) from None
     return str(value)
 
 
@@ -664,6 +671,13 @@ def _server(raw: object, prefix: str, source: str, base_dir: str | None) -> Serv
         bad("binding", server.binding, "for lwm2m_version '1.0' one of: " + ", ".join(BINDINGS_1_0))
     if server.default_pmax and server.default_pmax < server.default_pmin:
         bad("default_pmax", server.default_pmax, f"0 or a value >= default_pmin ({server.default_pmin})")
+    if scheme == "sms":
+        if set(server.binding) - {"S", "Q"} or "S" not in server.binding:
+            bad("binding", server.binding, "'S' or 'SQ' for an sms:// server (it has no IP address)")
+        if server.sms_number is None:
+            server = replace(server, sms_number=server.host)
+        elif server.sms_number != server.host:
+            bad("sms_number", server.sms_number, f"the number of the URI ({server.host}) or nothing")
 
     psk_given = [name for name in ("psk_identity", "psk_key", "psk_key_file") if name in values]
     if server.security == "nosec":

@@ -662,3 +662,13 @@ def test_sms_binding_needs_the_server_number_and_modem_sms(tmp_path: Path) -> No
     assert bad_number.value.key == "server[0].sms_number"
     ok = load_config(write(tmp_path, base + "sms_number = '+4917012345'\n[modem]\nport = 'x'\nsms = true\n"))
     assert ok.servers[0].sms_number == "+4917012345" and ok.modem is not None and ok.modem.sms
+
+
+def test_sms_only_server_uri(tmp_path: Path) -> None:
+    modem = "[modem]\nport = '/dev/ttyUSB2'\nsms = true\n"
+    ok = load_config(write(tmp_path, "[[server]]\nuri = 'sms://+4917099'\nshort_id = 1\nbinding = 'S'\n" + modem))
+    server = ok.servers[0]
+    assert (server.scheme, server.host, server.sms_number) == ("sms", "+4917099", "+4917099")
+    with pytest.raises(ConfigError) as udp_binding:
+        load_config(write(tmp_path, "[[server]]\nuri = 'sms://+4917099'\nshort_id = 1\nbinding = 'U'\n" + modem))
+    assert udp_binding.value.key == "server[0].binding"

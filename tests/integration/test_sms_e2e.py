@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from lwm2md.app import Client
+from lwm2md.codec import ContentFormat
 from lwm2md.drivers.fake.sms_network import SmsEndpoint, SmsNetwork
 from lwm2md.engine.clock import FakeClock
 from lwm2md.testing import TestServer
@@ -69,7 +70,7 @@ async def sms_rig(numbers: dict[int, str] | None = None, server_table: dict[str,
                   **config_extra: Any) -> AsyncIterator[SmsRig]:  # fmt: skip
     server = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
     if server_table is not None:
-        config_extra["server"] = [{**server_table, "uri": server.uri}]
+        config_extra["server"] = [{"uri": server.uri, **server_table}]
     if numbers is None:  # configured the way an operator would: start() starts the binding
         config_extra.setdefault("server", [{"uri": server.uri, "short_id": 1, "binding": "US"}])
         for table in config_extra["server"]:
@@ -204,5 +205,24 @@ def test_uqs_server_sms_executing_update_trigger_wakes_the_client_and_the_update
             assert update.registration is not None
             assert not isinstance(update.registration.coap_remote, SmsRemote), "the Update went over UDP"
             assert r.client.endpoint.udp_open
+
+    run(scenario())
+
+
+def test_sms_only_server_register_read_and_write_over_sms() -> None:
+    """An sms:// server (binding S): Register, the server's Read and Write, all by SMS, no UDP."""
+
+    async def scenario() -> None:
+        table = {"uri": "sms://" + SERVER_NUMBER, "short_id": 1, "binding": "S"}
+        async with sms_rig(server_table=table) as r:
+            reg = r.server.registrations[EP]
+            assert (reg.binding, reg.sms) == ("S", CLIENT_NUMBER)
+            r.over_sms()
+            assert (await r.server.read(EP, "/3/0/1")).payload == b"IT-1"
+            written = await r.server.write(EP, "/3/0/15", "Europe/Rome", fmt=ContentFormat.TEXT)
+            assert written.code == "2.04"
+            assert (await r.server.read(EP, "/3/0/15")).payload == b"Europe/Rome"
+            assert r.sms_to(SERVER_NUMBER) >= 4, "every answer went back by SMS"
+            assert r.client.endpoint.peers.ssid_for(("127.0.0.1", r.server.port)) is None
 
     run(scenario())
