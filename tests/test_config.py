@@ -666,9 +666,10 @@ def test_sms_binding_needs_the_server_number_and_modem_sms(tmp_path: Path) -> No
 
 def test_sms_only_server_uri(tmp_path: Path) -> None:
     modem = "[modem]\nport = '/dev/ttyUSB2'\nsms = true\n"
-    ok = load_config(write(tmp_path, "[[server]]\nuri = 'sms://+4917099'\nshort_id = 1\nbinding = 'S'\n" + modem))
+    server_table = "[[server]]\nuri = 'sms://+4917099'\nshort_id = 1\n"
+    ok = load_config(write(tmp_path, server_table + "binding = 'S'\n" + modem))
     server = ok.servers[0]
     assert (server.scheme, server.host, server.sms_number) == ("sms", "+4917099", "+4917099")
     with pytest.raises(ConfigError) as udp_binding:
-        load_config(write(tmp_path, "[[server]]\nuri = 'sms://+4917099'\nshort_id = 1\nbinding = 'U'\n" + modem))
+        load_config(write(tmp_path, server_table + "binding = 'U'\n" + modem))
     assert udp_binding.value.key == "server[0].binding"
