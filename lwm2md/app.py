@@ -21,6 +21,7 @@ from lwm2md.drivers.base import DriverError, Sensor
 from lwm2md.drivers.fake.modem import FakeModem
 from lwm2md.drivers.gpio import make_pin_factory
 from lwm2md.drivers.modem.at import AtChannel
+from lwm2md.drivers.modem.sms import SmsLink
 from lwm2md.drivers.registry import create_sensor
 from lwm2md.drivers.system.linux import read_host_facts
 from lwm2md.engine.attributes import AttributeStore
@@ -129,6 +130,7 @@ class Client:
         self._ordering: asyncio.Task[None] | None = None
         self._settled: dict[int, asyncio.Event] = {}
         self.sms_binding: SmsBinding | None = None
+        self._sms_link: SmsLink | None = None
         self._sensor_factory = sensor_factory or default_sensor_factory
         self._run_blocking = run_blocking
         self._started = False
@@ -246,6 +248,12 @@ class Client:
         )
 
     async def _close_modem(self) -> None:
+        if self.sms_binding is not None:
+            self.sms_binding.close()
+            self.sms_binding = None
+        if self._sms_link is not None:
+            await self._sms_link.close()
+            self._sms_link = None
         if self.connectivity is not None:
             await self.connectivity.stop()
             for oid in (4, 7):
@@ -377,7 +385,6 @@ class Client:
         ``sms_number`` of each ``[[server]]`` when ``[modem] sms`` is true
         (keys not in the config schema yet: nothing happens without them).
         """
-        from lwm2md.drivers.modem.sms import SmsLink
 
         modem = self.config.modem
         if numbers is None:
@@ -401,6 +408,7 @@ class Client:
         for ssid, number in numbers.items():
             binding.add_server(ssid, number)
         self.sms_binding = binding
+        self._sms_link = link
         LOG.info("SMS binding on %s: server number(s) %s", own or "an unknown own number",
                  ", ".join(binding.numbers.values()))  # fmt: skip
 
@@ -655,6 +663,7 @@ class Client:
             await self._close_modem()
             self._build_modem()
             await self._start_modem()
+            await self._start_sms_binding()
             changes.append("[modem] applied")
         if new.send != old.send:
             if self.sender is not None:
