@@ -53,6 +53,7 @@ from lwm2md.testing.server import (
     DEFAULT_TIMEOUT,
     ResourceResolver,
     Response,
+    Route,
     _bound_port,
     _parse_query,
     _reply,
@@ -209,28 +210,6 @@ class _Stop(Exception):
 # -- CoAP resources --------------------------------------------------------------
 
 
-class _BootstrapRequestResource(resource.Resource):  # type: ignore[misc]
-    """POST /bs: Bootstrap-Request."""
-
-    def __init__(self, server: BootstrapServer) -> None:
-        super().__init__()
-        self._server = server
-
-    async def render_post(self, request: Any) -> Any:
-        return self._server._bootstrap_request(request)
-
-
-class _PackResource(resource.Resource):  # type: ignore[misc]
-    """GET /bspack: Bootstrap-Pack-Request (LwM2M 1.2)."""
-
-    def __init__(self, server: BootstrapServer) -> None:
-        super().__init__()
-        self._server = server
-
-    async def render_get(self, request: Any) -> Any:
-        return self._server._pack_request(request)
-
-
 # -- the server -------------------------------------------------------------------
 
 
@@ -293,8 +272,8 @@ class BootstrapServer:
             catalog = Catalog.builtin()
         self = cls(catalog=catalog, log=log or LOG.info, clock=clock, timeout=timeout)
         site = resource.Site()
-        site.add_resource(["bs"], _BootstrapRequestResource(self))
-        site.add_resource(["bspack"], _PackResource(self))
+        site.add_resource(["bs"], Route(post=self._bootstrap_request))  # Bootstrap-Request
+        site.add_resource(["bspack"], Route(get=self._pack_request))  # Bootstrap-Pack-Request (1.2)
         self._context = await aiocoap.Context.create_server_context(
             site, bind=(bind, port), transports=["udp6"], loggername="lwm2md.testing.bootstrap.coap"
         )

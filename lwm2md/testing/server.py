@@ -534,40 +534,34 @@ def _reply(code: Code, diagnostic: str = "") -> Any:
     return aiocoap.Message(code=code, payload=diagnostic.encode())
 
 
-class _RegisterResource(resource.Resource):  # type: ignore[misc]
-    """POST /rd: Register."""
+class Route(resource.Resource):  # type: ignore[misc]
+    """A CoAP resource that hands each method to a server callback (``post=``, ``delete=``...).
 
-    def __init__(self, server: TestServer) -> None:
+    Methods without a callback answer 4.05. Shared by the test servers.
+    """
+
+    def __init__(self, **handlers: Callable[[Any], Any]) -> None:
         super().__init__()
-        self._server = server
+        self._handlers = handlers
+
+    def _call(self, method: str, request: Any) -> Any:
+        handler = self._handlers.get(method)
+        if handler is None:
+            raise aiocoap.error.UnallowedMethod()
+        return handler(request)
+
+    async def render_get(self, request: Any) -> Any:
+        return self._call("get", request)
 
     async def render_post(self, request: Any) -> Any:
-        return self._server._register(request)
-
-
-class _RegistrationResource(resource.Resource, resource.PathCapable):  # type: ignore[misc]
-    """POST /rd/<id>: Update; DELETE /rd/<id>: De-register."""
-
-    def __init__(self, server: TestServer) -> None:
-        super().__init__()
-        self._server = server
-
-    async def render_post(self, request: Any) -> Any:
-        return self._server._update(request)
+        return self._call("post", request)
 
     async def render_delete(self, request: Any) -> Any:
-        return self._server._deregister(request)
+        return self._call("delete", request)
 
 
-class _SendResource(resource.Resource):  # type: ignore[misc]
-    """POST /dp: Send."""
-
-    def __init__(self, server: TestServer) -> None:
-        super().__init__()
-        self._server = server
-
-    async def render_post(self, request: Any) -> Any:
-        return self._server._send(request)
+class SubtreeRoute(Route, resource.PathCapable):  # type: ignore[misc]
+    """A :class:`Route` that also serves every path below where it is added."""
 
 
 # -- the server ------------------------------------------------------------------
@@ -639,9 +633,9 @@ class TestServer:
             catalog = Catalog.builtin()
         self = cls(catalog=catalog, log=log or LOG.info, clock=clock)
         site = resource.Site()
-        site.add_resource(["rd"], _RegisterResource(self))
-        site.add_resource(["rd"], _RegistrationResource(self))
-        site.add_resource(["dp"], _SendResource(self))
+        site.add_resource(["rd"], Route(post=self._register))  # Register
+        site.add_resource(["rd"], SubtreeRoute(post=self._update, delete=self._deregister))  # /rd/<id>
+        site.add_resource(["dp"], Route(post=self._send))  # Send
         self._context = await aiocoap.Context.create_server_context(
             site, bind=(bind, port), transports=["udp6"], loggername="lwm2md.testing.coap"
         )
