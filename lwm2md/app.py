@@ -28,6 +28,7 @@ from lwm2md.engine.attributes import AttributeStore
 from lwm2md.engine.clock import Clock, LoopClock
 from lwm2md.engine.dm import DeviceManagement
 from lwm2md.engine.observe import DAY, ObserveEngine
+from lwm2md.engine.queue import QueueController, max_transmit_wait
 from lwm2md.engine.registration import Registration, Requester, State
 from lwm2md.engine.requests import RequestDispatcher
 from lwm2md.engine.send import Sender
@@ -130,6 +131,7 @@ class Client:
         self._ordering: asyncio.Task[None] | None = None
         self._settled: dict[int, asyncio.Event] = {}
         self.sms_binding: SmsBinding | None = None
+        self.queue: QueueController | None = None
         self._sms_link: SmsLink | None = None
         self._sensor_factory = sensor_factory or default_sensor_factory
         self._run_blocking = run_blocking
@@ -510,9 +512,7 @@ class Client:
 
     def _start_queue_mode(self) -> None:
         """Put server connections under the queue-mode controller (inert for servers without Q)."""
-        from lwm2md.engine.queue import QueueController
-
-        self.queue: QueueController | None = QueueController(self.clock, self.endpoint, self.observe)
+        self.queue = QueueController(self.clock, self.endpoint, self.observe)
         self.endpoint.on_serving = self.queue.serving
         self.endpoint.on_server_removed = self.queue.detach
 
@@ -522,9 +522,7 @@ class Client:
         Binding (/1/x/7), Notification Storing (/1/x/6) and ``awake_window``
         are read live; the default window is MAX_TRANSMIT_WAIT of ``[coap]``.
         """
-        from lwm2md.engine.queue import QueueController, max_transmit_wait
-
-        queue: QueueController | None = getattr(self, "queue", None)
+        queue = self.queue
         if queue is None:
             return
         account = self.accounts[ssid]
@@ -547,19 +545,14 @@ class Client:
 
         A no-op for a server that is not registered (its next Register is the wake-up).
         """
-        from lwm2md.engine.queue import QueueController
-
-        queue: QueueController | None = getattr(self, "queue", None)
-        if queue is not None:
-            queue.wake(ssid, "wake-up trigger")
+        if self.queue is not None:
+            self.queue.wake(ssid, "wake-up trigger")
         else:
             self.request_update(ssid)
 
     def _stop_queue_mode(self) -> None:
         """Drop the queue-mode controller (held notifications are lost) and its endpoint hooks."""
-        from lwm2md.engine.queue import QueueController
-
-        queue: QueueController | None = getattr(self, "queue", None)
+        queue = self.queue
         if queue is not None:
             queue.close()
             self.endpoint.on_serving = None
@@ -576,8 +569,12 @@ class Client:
             self.on_status(self.status())
 
     def status(self) -> str:
-        """One line describing every server connection."""
-        return "; ".join(reg.describe() for reg in self.registrations.values()) or "no servers"
+        """One line describing every server connection ("..., asleep" in queue mode)."""
+        parts = []
+        for ssid, reg in self.registrations.items():
+            asleep = self.queue is not None and self.queue.asleep(ssid)
+            parts.append(reg.describe() + (", asleep" if asleep else ""))
+        return "; ".join(parts) or "no servers"
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """De-register from every server (within ``timeout`` s in all) and release everything."""

@@ -208,6 +208,7 @@ def test_the_client_sleeps_after_the_awake_window_and_the_socket_really_closes()
             assert not await refused(port), "open: strangers are ignored, not refused"
             await r.clock.advance(1)
             assert r.queue.asleep(1) and r.queue.online_reasons(1) == []
+            assert r.client.status().endswith(", asleep")
             assert not r.client.endpoint.udp_open
             assert await refused(port), "nothing is bound to the port any more"
             # and the port is really free: anyone may bind it now
