@@ -132,6 +132,7 @@ class Client:
         self._settled: dict[int, asyncio.Event] = {}
         self.sms_binding: SmsBinding | None = None
         self.queue: QueueController | None = None
+        self._disabling: dict[int, asyncio.Task[None]] = {}
         self._sms_link: SmsLink | None = None
         self._sensor_factory = sensor_factory or default_sensor_factory
         self._run_blocking = run_blocking
@@ -170,7 +171,7 @@ class Client:
         iid = max(self.tree.object(SECURITY_OID).free_iid(), self.tree.object(SERVER_OID).free_iid())
         self.tree.add_instance(build_security_instance(self.catalog, iid, server))
         trigger = functools.partial(self.request_update, server.short_id)
-        inst = build_server_instance(self.catalog, iid, server, update_trigger=trigger)
+        inst = build_server_instance(self.catalog, iid, server, update_trigger=trigger, disable=self._disable)
         self.tree.add_instance(inst)
         account = ServerAccount(server, inst, self.config.device.endpoint)
         self.accounts[server.short_id] = account
@@ -328,6 +329,34 @@ class Client:
             for iid in sorted(obj.instances):
                 links.append(Link(f"/{obj.oid}/{iid}", {}))
         return format_links(links)
+
+    def _disable(self, ssid: int) -> None:
+        """/1/x/4 Disable: De-register now, stay away for /1/x/5 seconds, then Register again.
+
+        Runs after the Execute has been answered; the server's observations end.
+        """
+        if ssid in self._disabling:
+            return
+        self._disabling[ssid] = asyncio.get_running_loop().create_task(self._disabled_period(ssid))
+
+    async def _disabled_period(self, ssid: int) -> None:
+        try:
+            await asyncio.sleep(0)  # let the 2.04 for the Execute go out first
+            registration = self.registrations.get(ssid)
+            account = self.accounts.get(ssid)
+            if registration is None or account is None:
+                return
+            await registration.stop(deregister=True)
+            self.observe.stop_server(ssid)
+            timeout = account.disable_timeout()
+            LOG.info("server %d: disabled for %d s", ssid, timeout)
+            self._status_changed()
+            await self.clock.sleep(timeout)
+            if self._started and self.registrations.get(ssid) is registration:
+                LOG.info("server %d: disable timeout over, registering again", ssid)
+                registration.start()
+        finally:
+            self._disabling.pop(ssid, None)
 
     def request_update(self, ssid: int | None = None) -> None:
         """Ask one server (or all) for a registration Update."""
@@ -581,6 +610,8 @@ class Client:
         self._started = False
         if self._ordering is not None:
             self._ordering.cancel()
+        for task in self._disabling.values():
+            task.cancel()
         if self.sender is not None:
             await self.sender.stop()
         for sampler in self.samplers:

@@ -201,6 +201,10 @@ class ServerAccount:
             sms_number=self.own_number() if "S" in binding else None,
         )
 
+    def disable_timeout(self) -> int:
+        """/1/x/5 Disable Timeout in seconds (default 86400)."""
+        return self._int(5, self.config.disable_timeout)
+
     def priority(self) -> int | None:
         """/1/x/13 Registration Priority Order (lower registers first), None when unset."""
         if not self.server.has(13):

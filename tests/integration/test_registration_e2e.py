@@ -176,3 +176,19 @@ def test_priority_order_and_failure_block() -> None:
         await second.stop()
 
     run(scenario())
+
+
+def test_disable_deregisters_for_the_disable_timeout_then_registers_again() -> None:
+    async def scenario() -> None:
+        async with rig() as r:
+            assert (await r.server.write(EP, "/1/0/5", 120)).code == "2.04"
+            assert (await r.server.execute(EP, "/1/0/4")).code == "2.04"
+            event = await r.server.wait_event("deregister", endpoint=EP)
+            assert event.reason == "deregister"
+            await r.clock.advance(119)
+            assert EP not in r.server.registrations
+            await r.clock.advance(1)
+            await r.server.wait_registered(EP)
+            assert r.client.registrations[1].state is State.REGISTERED
+
+    run(scenario())
