@@ -50,7 +50,7 @@ from lwm2md.objects.server import (
     security_mode,
 )
 from lwm2md.objects.tree import LwM2MObject, ObjectTree
-from lwm2md.state import WrittenValues
+from lwm2md.state import RegistrationStore, WrittenValues
 from lwm2md.transport.coap import CoapEndpoint, resolve_peer
 from lwm2md.transport.sms import SmsBinding
 
@@ -67,6 +67,7 @@ SERVER_OID = 1
 REGISTRATION_RIDS = frozenset({1, 7})  # Lifetime, Binding
 DEFAULT_PERIOD_RIDS = frozenset({2, 3})  # Default Minimum / Maximum Period
 STOP_TIMEOUT = 10.0
+RESUME_MARGIN = 30.0  # a stored registration this close to expiry is registered afresh
 FIRST_SAMPLE_TIMEOUT = 2.0
 
 
@@ -139,6 +140,7 @@ class Client:
         self._started = False
         self._build_tree()
         self.written = WrittenValues(self.dm, config.state_dir)
+        self.stored_registrations = RegistrationStore(config.state_dir)
         restored = self.written.restore()
         if restored:
             LOG.info("restored %d server-written value(s) from %s", restored, self.written.file.path)
@@ -512,6 +514,12 @@ class Client:
             on_state=self._registration_state_changed,
         )
         self.registrations[server.short_id] = registration
+        stored = self.stored_registrations.usable(
+            server.short_id, server.uri, self.config.device.endpoint, self.clock.wall(), RESUME_MARGIN
+        )
+        if stored is not None:
+            LOG.info("server %d: resuming the registration at /%s", server.short_id, "/".join(stored))
+            registration.resume(stored)
         self._attach_queue(server.short_id, registration)
         if run:
             registration.start()
@@ -591,7 +599,20 @@ class Client:
     def _registration_state_changed(self, registration: Registration) -> None:
         if registration.state in (State.REGISTERED, State.FAILED):
             self._settled.setdefault(registration.ssid, asyncio.Event()).set()
+        self._remember_registration(registration)
         self._status_changed()
+
+    def _remember_registration(self, registration: Registration) -> None:
+        """Keep where and until when ``registration`` holds, for a restart (forget it otherwise)."""
+        account = self.accounts.get(registration.ssid)
+        remaining = registration.expires_in()
+        if account is None or remaining is None or not registration.location:
+            self.stored_registrations.forget(registration.ssid)
+            return
+        self.stored_registrations.remember(
+            registration.ssid, account.config.uri, self.config.device.endpoint,
+            registration.location, self.clock.wall() + remaining,
+        )  # fmt: skip
 
     def _status_changed(self) -> None:
         if self.on_status is not None:
@@ -605,8 +626,12 @@ class Client:
             parts.append(reg.describe() + (", asleep" if asleep else ""))
         return "; ".join(parts) or "no servers"
 
-    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """De-register from every server (within ``timeout`` s in all) and release everything."""
+    async def stop(self, timeout: float = STOP_TIMEOUT, *, deregister: bool = True) -> None:
+        """De-register from every server (within ``timeout`` s in all) and release everything.
+
+        ``deregister=False`` leaves the registrations in place at the servers
+        (what a crash or power cut does; the next start resumes them).
+        """
         self._started = False
         if self._ordering is not None:
             self._ordering.cancel()
@@ -616,7 +641,9 @@ class Client:
             await self.sender.stop()
         for sampler in self.samplers:
             await sampler.stop()
-        deregistrations = asyncio.gather(*(reg.stop(deregister=True) for reg in self.registrations.values()))
+        deregistrations = asyncio.gather(
+            *(reg.stop(deregister=deregister) for reg in self.registrations.values())
+        )
         try:
             await asyncio.wait_for(deregistrations, timeout)
         except TimeoutError:

@@ -119,3 +119,56 @@ def _load_data(raw: Any) -> ResourceData:
     if isinstance(raw, dict) and set(raw) == {"instances"} and isinstance(raw["instances"], dict):
         return {int(riid): load_value(value) for riid, value in raw["instances"].items()}
     raise ValueError("malformed stored value")
+
+
+REGISTRATIONS_FILE = "registrations.json"
+
+
+class RegistrationStore:
+    """Where each server registered us and until when, so a restart can Update instead of Register.
+
+    Entries are keyed by short server ID and remember the server URI and the
+    endpoint name they belong to; an entry for another URI or endpoint, or one
+    whose lifetime has run out, is not used.
+    """
+
+    def __init__(self, state_dir: str) -> None:
+        self.file = StateFile(state_dir, REGISTRATIONS_FILE)
+        self._entries: dict[str, Any] = {}
+        try:
+            content = self.file.load()
+        except StateError as exc:
+            LOG.error("ignoring stored registrations: %s", exc)
+            content = None
+        entries = content.get("servers") if content else None
+        if isinstance(entries, dict):
+            self._entries = entries
+
+    def usable(self, ssid: int, uri: str, endpoint: str, now_wall: float, margin: float) -> list[str] | None:
+        """The stored location of ``ssid`` if it still holds for ``margin`` seconds, else None."""
+        entry = self._entries.get(str(ssid))
+        if not isinstance(entry, dict) or entry.get("uri") != uri or entry.get("endpoint") != endpoint:
+            return None
+        location, expires = entry.get("location"), entry.get("expires")
+        if not isinstance(location, list) or not all(isinstance(s, str) for s in location) or not location:
+            return None
+        if not isinstance(expires, (int, float)) or expires < now_wall + margin:
+            return None
+        return location
+
+    def remember(
+        self, ssid: int, uri: str, endpoint: str, location: Sequence[str], expires_wall: float
+    ) -> None:
+        self._entries[str(ssid)] = {"uri": uri, "endpoint": endpoint, "location": list(location),
+                                    "expires": expires_wall}  # fmt: skip
+        self._save()
+
+    def forget(self, ssid: int) -> None:
+        if self._entries.pop(str(ssid), None) is not None:
+            self._save()
+
+    def _save(self) -> None:
+        try:
+            self.file.save({"servers": self._entries})
+        except OSError as exc:
+            LOG.error("cannot store registrations in %s: %s", self.file.path, exc)

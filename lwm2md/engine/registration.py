@@ -342,12 +342,30 @@ class Registration:
             self._set_state(State.IDLE)
             return False
         self.registered_at = self.clock.now()
-        changed = params != self._sent
         self._sent = params
         self._sent_links = links
-        if changed and self._on_state is not None:
-            self._on_state(self)  # same state, new parameters (lifetime in the status line)
+        if self._on_state is not None:
+            self._on_state(self)  # same state, renewed lifetime (and maybe new parameters)
         return True
+
+    def resume(self, location: Sequence[str]) -> None:
+        """Take over a registration that outlived a restart: the first step is an Update there.
+
+        Call before :meth:`start`. The Update carries every parameter and the
+        link list; a 4.04 or no answer falls back to a fresh Register.
+        """
+        self.location = tuple(location)
+        self.registered_at = self.clock.now()
+        self._sent = None
+        self._sent_links = ""
+        self._update_wanted = True
+        self.state = State.REGISTERED
+
+    def expires_in(self) -> float | None:
+        """Seconds until the server drops this registration without an Update, None if not registered."""
+        if self.state is not State.REGISTERED or self._sent is None:
+            return None
+        return self.registered_at + self._sent.lifetime - self.clock.now()
 
     async def deregister(self) -> bool:
         """Send De-register; True on 2.02."""

@@ -55,3 +55,37 @@ def test_written_values_come_back_after_restart() -> None:
             await server.stop()
 
     run(scenario())
+
+
+def test_restart_resumes_the_registration_with_an_update() -> None:
+    async def scenario() -> None:
+        state_dir = tempfile.mkdtemp(prefix="lwm2md-state-")
+        server = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
+        try:
+            client = await start_client(server, state_dir)
+            location = server.registrations[EP].location
+            await client.stop(deregister=False)  # a crash or power cut: nothing said to the server
+            while not server.events.empty():
+                server.events.get_nowait()
+
+            client = Client(make_config(server.uri, state_dir=state_dir), simulate=True, clock=FakeClock())
+            await client.start()
+            update = await server.wait_event("update", endpoint=EP)
+            assert update.registration is not None and update.registration.location == location
+            kinds = []
+            while not server.events.empty():
+                kinds.append(server.events.get_nowait().kind)
+            assert "register" not in kinds, kinds
+            assert (await server.read(EP, "/3/0/1")).payload == b"IT-1"
+            await client.stop(deregister=False)
+
+            server.forget(EP)  # the server lost it meanwhile: the Update gets 4.04, then a fresh Register
+            client = await start_client(server, state_dir)
+            assert server.registrations[EP].location != location
+            await client.stop()  # a clean stop De-registers and forgets the stored registration
+            with open(os.path.join(state_dir, "registrations.json")) as fh:
+                assert json.load(fh)["content"]["servers"] == {}
+        finally:
+            await server.stop()
+
+    run(scenario())
