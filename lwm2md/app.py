@@ -129,6 +129,8 @@ class Client:
         self.sender: Sender | None = None
         self.host_root = host_root
         self.on_status: Callable[[str], None] | None = None
+        self.on_restart: Callable[[], None] | None = None
+        """Called when the daemon must restart itself (after a Factory Reset)."""
         self._ordering: asyncio.Task[None] | None = None
         self._settled: dict[int, asyncio.Event] = {}
         self.sms_binding: SmsBinding | None = None
@@ -295,7 +297,7 @@ class Client:
             hardware_version=dev.hardware_version,
             firmware_version=firmware,
             reboot=run_command(dev.reboot_command, "reboot"),
-            factory_reset=run_command(dev.factory_reset_command, "factory reset"),
+            factory_reset=self._factory_reset,
             binding_modes=bindings,
             clock=self.clock,
             timezone=dev.timezone,
@@ -331,6 +333,20 @@ class Client:
             for iid in sorted(obj.instances):
                 links.append(Link(f"/{obj.oid}/{iid}", {}))
         return format_links(links)
+
+    async def _factory_reset(self) -> None:
+        """/3/0/5 Factory Reset: run the configured command, forget all stored state, restart.
+
+        The daemon then De-registers and exits with EXIT_RESTART so the service
+        manager starts it afresh from the configuration file (``on_restart``
+        tells the runner; without one nothing more happens).
+        """
+        await run_command(self.config.device.factory_reset_command, "factory reset")()
+        self.written.forget()
+        self.stored_registrations.clear()
+        LOG.warning("factory reset: stored state removed, restarting from the configuration")
+        if self.on_restart is not None:
+            self.on_restart()
 
     def _disable(self, ssid: int) -> None:
         """/1/x/4 Disable: De-register now, stay away for /1/x/5 seconds, then Register again.

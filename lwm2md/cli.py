@@ -23,6 +23,7 @@ from lwm2md.logsetup import setup_logging
 LOG = logging.getLogger(__name__)
 
 EXIT_CONFIG = 78
+EXIT_RESTART = 75  # EX_TEMPFAIL: stopped to be started afresh (Factory Reset); systemd restarts it
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,6 +113,13 @@ async def run_daemon(config: Config, *, simulate: bool, config_path: str | None 
     client = Client(config, simulate=simulate)
     client.on_status = notifier.status
     stop = asyncio.Event()
+    restart = [False]
+
+    def restart_requested() -> None:
+        restart[0] = True
+        stop.set()
+
+    client.on_restart = restart_requested
     reload_wanted = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -133,8 +141,8 @@ async def run_daemon(config: Config, *, simulate: bool, config_path: str | None 
     if watchdog is not None:
         watchdog.cancel()
     await client.stop()
-    LOG.info("stopped")
-    return 0
+    LOG.info("stopped%s", " for a restart" if restart[0] else "")
+    return EXIT_RESTART if restart[0] else 0
 
 
 def _start_watchdog(notifier: Any) -> asyncio.Task[None] | None:

@@ -167,6 +167,11 @@ class RegistrationStore:
         if self._entries.pop(str(ssid), None) is not None:
             self._save()
 
+    def clear(self) -> None:
+        """Forget every stored registration (Factory Reset)."""
+        self._entries.clear()
+        self.file.remove()
+
     def _save(self) -> None:
         try:
             self.file.save({"servers": self._entries})

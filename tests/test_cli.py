@@ -170,3 +170,35 @@ def test_reset_state_removes_stored_values(tmp_path: Path) -> None:
     result = lwm2md("reset-state", "--config", str(EXAMPLE), "--state-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert not stored.exists()
+
+
+def test_factory_reset_forgets_state_deregisters_and_exits_for_a_restart(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        server = await TestServer.start("127.0.0.1", 0, log=lambda line: None)
+        config = tmp_path / "lwm2md.toml"
+        marker = tmp_path / "reset-ran"
+        config.write_text(
+            f'[device]\nendpoint = "reset-gw"\nfactory_reset_command = ["touch", "{marker}"]\n'
+            f'[[server]]\nuri = "{server.uri}"\nshort_id = 1\n'
+        )
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "lwm2md", "run", "--config", str(config), "--state-dir", str(tmp_path),
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await server.wait_registered("reset-gw", timeout=20)
+            assert (await server.write("reset-gw", "/3/0/15", "Europe/Paris", fmt=0)).code == "2.04"
+            assert (tmp_path / "written.json").exists() and (tmp_path / "registrations.json").exists()
+            assert (await server.execute("reset-gw", "/3/0/5")).code == "2.04"
+            await server.wait_event("deregister", endpoint="reset-gw", timeout=20)
+            assert await asyncio.wait_for(child.wait(), 20) == 75  # EX_TEMPFAIL: systemd starts it again
+        finally:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+            await server.stop()
+        assert marker.exists(), "the configured factory reset command ran"
+        assert not (tmp_path / "written.json").exists()
+        assert not (tmp_path / "registrations.json").exists()
+
+    run(scenario())

@@ -372,6 +372,26 @@ def test_procsubset_pid_would_hide_meminfo(rig: Rig) -> None:
     assert probe.returncode != 0
 
 
+def test_factory_reset_forgets_state_and_the_service_comes_back(rig: Rig) -> None:
+    """Execute /3/0/5 from the hardened service: state is wiped, systemd restarts it, it registers."""
+    m = rig.machine
+    server = rig.server.server
+    pid = rig.main_pid()
+    written = rig.server.call(server.write(EP, "/3/0/15", "Europe/Paris", fmt=0))
+    assert written.code == "2.04", written
+    assert m.run(["test", "-s", "/var/lib/lwm2md/written.json"], check=False).returncode == 0
+    rig.server.drain()
+    assert rig.server.call(server.execute(EP, "/3/0/5")).code == "2.04"
+    rig.server.wait_event("deregister", 20)
+    rig.wait_registered(timeout=40)  # RestartSec=5s, then a fresh Register
+    props = m.show(UNIT, "ActiveState", "NRestarts", "MainPID")
+    assert props["ActiveState"] == "active" and props["NRestarts"] == "1", props
+    assert props["MainPID"] != str(pid), props
+    assert m.run(["test", "-e", "/var/lib/lwm2md/written.json"], check=False).returncode != 0
+    timezone = rig.server.call(server.read(EP, "/3/0/15"))
+    assert timezone.payload != b"Europe/Paris", timezone
+
+
 def test_bad_config_exits_78_without_restart_loop(rig: Rig) -> None:
     m = rig.machine
     good = daemon_config(rig.server.port)
