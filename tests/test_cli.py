@@ -188,7 +188,10 @@ def test_factory_reset_forgets_state_deregisters_and_exits_for_a_restart(tmp_pat
         try:
             await server.wait_registered("reset-gw", timeout=20)
             assert (await server.write("reset-gw", "/3/0/15", "Europe/Paris", fmt=0)).code == "2.04"
-            assert (tmp_path / "written.json").exists() and (tmp_path / "registrations.json").exists()
+            assert (tmp_path / "written.json").exists()  # saved before the Write is answered
+            async with asyncio.timeout(10):  # saved when the daemon's registration task sees the 2.01
+                while not (tmp_path / "registrations.json").exists():
+                    await asyncio.sleep(0.05)
             assert (await server.execute("reset-gw", "/3/0/5")).code == "2.04"
             await server.wait_event("deregister", endpoint="reset-gw", timeout=20)
             assert await asyncio.wait_for(child.wait(), 20) == 75  # EX_TEMPFAIL: systemd starts it again

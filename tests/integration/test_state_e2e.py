@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -10,6 +11,7 @@ import tempfile
 from lwm2md.app import Client
 from lwm2md.codec import ContentFormat
 from lwm2md.engine.clock import FakeClock
+from lwm2md.engine.registration import State
 from lwm2md.testing import TestServer
 from tests.integration.harness import EP, make_config, run
 
@@ -18,6 +20,9 @@ async def start_client(server: TestServer, state_dir: str) -> Client:
     client = Client(make_config(server.uri, state_dir=state_dir), simulate=True, clock=FakeClock())
     await client.start()
     await server.wait_registered(EP)
+    async with asyncio.timeout(10):  # the client side has seen the 2.01 (and stored where it is)
+        while client.registrations[1].state is not State.REGISTERED:
+            await asyncio.sleep(0.01)
     return client
 
 
