@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -51,6 +50,7 @@ from lwm2md.model.path import Path
 from lwm2md.model.types import Record, ResourceData
 from lwm2md.testing.server import (
     DEFAULT_TIMEOUT,
+    EventBacklog,
     ResourceResolver,
     Response,
     Route,
@@ -86,7 +86,6 @@ PACK_FORMATS: frozenset[int] = frozenset(
 MODE_PSK = 0
 MODE_NOSEC = 3
 OWNER_BOOTSTRAP = 65535
-_MAX_BACKLOG = 10_000
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,8 @@ class BootstrapServer:
         """Use :meth:`start`; this only sets up state."""
         self.catalog = catalog
         self.timeout = timeout
-        self.events: asyncio.Queue[BootstrapEvent] = asyncio.Queue(maxsize=_MAX_BACKLOG)
+        self._events: EventBacklog[BootstrapEvent] = EventBacklog()
+        self.events: asyncio.Queue[BootstrapEvent] = self._events.queue
         self.results: dict[str, BootstrapEvent] = {}
         """The event that ended the latest run per endpoint."""
         self.bind = ""
@@ -244,8 +244,6 @@ class BootstrapServer:
         self._provisioning: dict[str, _Provisioning] = {}
         self._stop_after: str | None = None
         self._runs: dict[str, asyncio.Task[BootstrapEvent]] = {}
-        self._backlog: deque[BootstrapEvent] = deque(maxlen=_MAX_BACKLOG)
-        self._new_event = asyncio.Event()
         self._stopped = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -357,12 +355,7 @@ class BootstrapServer:
     # -- events -----------------------------------------------------------------
 
     def _emit(self, event: BootstrapEvent, line: str) -> None:
-        if self.events.full():
-            self.events.get_nowait()
-        self.events.put_nowait(event)
-        self._backlog.append(event)
-        self._new_event.set()
-        self._new_event = asyncio.Event()
+        self._events.add(event)
         try:
             self._log(line)
         except Exception:  # a broken log sink must not break the protocol
@@ -378,14 +371,7 @@ class BootstrapServer:
         """
         if kind not in get_args(BootstrapEventKind):
             raise ValueError(f"unknown event kind {kind!r}")
-        async with asyncio.timeout(timeout):
-            while True:
-                changed = self._new_event
-                for index, event in enumerate(self._backlog):
-                    if event.kind == kind and endpoint in (None, event.endpoint):
-                        del self._backlog[index]
-                        return event
-                await changed.wait()
+        return await self._events.take(lambda e: e.kind == kind and endpoint in (None, e.endpoint), timeout)
 
     # -- client requests ----------------------------------------------------------
 

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 
 import aiocoap
 from aiocoap import resource
@@ -91,6 +91,52 @@ _METHODS = {
     "IPATCH": Code.iPATCH,
 }
 _MAX_BACKLOG = 10_000
+
+E = TypeVar("E")
+T = TypeVar("T")
+
+
+class EventBacklog(Generic[E]):
+    """What a test server saw, for tests to await: a queue to drain in order and a lookup backlog.
+
+    ``queue`` holds every event (the oldest dropped when full); :meth:`take`
+    returns the oldest matching event not yet taken, including ones from
+    before the call, without touching ``queue``.
+    """
+
+    def __init__(self, maxlen: int = _MAX_BACKLOG) -> None:
+        self.queue: asyncio.Queue[E] = asyncio.Queue(maxsize=maxlen)
+        self._backlog: deque[E] = deque(maxlen=maxlen)
+        self._changed = asyncio.Event()
+
+    def add(self, event: E) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(event)
+        self._backlog.append(event)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def take(self, match: Callable[[E], bool], timeout: float) -> E:
+        """The oldest event ``match`` accepts, removed from the backlog; TimeoutError after ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                changed = self._changed
+                for index, event in enumerate(self._backlog):
+                    if match(event):
+                        del self._backlog[index]
+                        return event
+                await changed.wait()
+
+    async def until(self, probe: Callable[[], T | None], timeout: float) -> T:
+        """``probe()`` once it is not None, re-checked after every event; TimeoutError after ``timeout``."""
+        async with asyncio.timeout(timeout):
+            while True:
+                changed = self._changed
+                value = probe()
+                if value is not None:
+                    return value
+                await changed.wait()
 _SENSOR_UNITS = 5701  # IPSO "Sensor Units"
 _SENSOR_VALUES = frozenset({5700, 5601, 5602, 5603, 5604})  # IPSO value, min/max measured, range
 
@@ -591,15 +637,14 @@ class TestServer:
         """Use :meth:`start`; this only sets up state."""
         self.catalog = catalog
         self.registrations: dict[str, Registration] = {}
-        self.events: asyncio.Queue[Event] = asyncio.Queue(maxsize=_MAX_BACKLOG)
+        self._events: EventBacklog[Event] = EventBacklog()
+        self.events: asyncio.Queue[Event] = self._events.queue
         self.bind = ""
         self.port = 0
         self._log = log
         self._clock = clock
         self._context: Any = None
         self._by_location: dict[str, str] = {}  # registration id -> endpoint
-        self._backlog: deque[Event] = deque(maxlen=_MAX_BACKLOG)
-        self._new_event = asyncio.Event()
         self._observations: set[Observation] = set()
         self._reject_code: Code | None = None
         self._units: dict[tuple[str, int | None, int | None], str] = {}  # IPSO 5701 seen per instance
@@ -718,12 +763,7 @@ class TestServer:
     # -- events ------------------------------------------------------------------
 
     def _emit(self, event: Event, line: str) -> None:
-        if self.events.full():
-            self.events.get_nowait()
-        self.events.put_nowait(event)
-        self._backlog.append(event)
-        self._new_event.set()
-        self._new_event = asyncio.Event()
+        self._events.add(event)
         try:
             self._log(line)
         except Exception:  # a broken log sink must not break the protocol
@@ -740,14 +780,7 @@ class TestServer:
         """
         if kind not in get_args(EventKind):
             raise ValueError(f"unknown event kind {kind!r}")
-        async with asyncio.timeout(timeout):
-            while True:
-                changed = self._new_event
-                for index, event in enumerate(self._backlog):
-                    if event.kind == kind and endpoint in (None, event.endpoint):
-                        del self._backlog[index]
-                        return event
-                await changed.wait()
+        return await self._events.take(lambda e: e.kind == kind and endpoint in (None, e.endpoint), timeout)
 
     async def wait_registered(
         self, endpoint: str | None = None, timeout: float = DEFAULT_TIMEOUT
@@ -756,16 +789,13 @@ class TestServer:
 
         Consumes no events. TimeoutError after ``timeout`` s.
         """
-        async with asyncio.timeout(timeout):
-            while True:
-                changed = self._new_event
-                if endpoint is not None:
-                    current = self.registrations.get(endpoint)
-                else:
-                    current = next(iter(self.registrations.values()), None)
-                if current is not None:
-                    return current
-                await changed.wait()
+
+        def current() -> Registration | None:
+            if endpoint is not None:
+                return self.registrations.get(endpoint)
+            return next(iter(self.registrations.values()), None)
+
+        return await self._events.until(current, timeout)
 
     # -- Registration interface ------------------------------------------------------
 
