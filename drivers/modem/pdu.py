@@ -219,20 +219,11 @@ def relative_validity(seconds: float) -> int:
 # -- decoding ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SmsDeliver:
-    """A received SMS (SC to MS). ``user_data`` is the payload after the header."""
+class _UserDataFacts:
+    """What SMS-DELIVER and SMS-SUBMIT both tell about their user data."""
 
-    smsc: Address | None
-    originator: Address
-    pid: int
     dcs: int
-    scts: dt.datetime | None
-    user_data: bytes
-    elements: tuple[InformationElement, ...] = ()
-    more_messages: bool = False
-    status_report: bool = False
-    reply_path: bool = False
+    elements: tuple[InformationElement, ...]
 
     @property
     def concat(self) -> Concat | None:
@@ -246,7 +237,23 @@ class SmsDeliver:
 
 
 @dataclass(frozen=True)
-class SmsSubmit:
+class SmsDeliver(_UserDataFacts):
+    """A received SMS (SC to MS). ``user_data`` is the payload after the header."""
+
+    smsc: Address | None
+    originator: Address
+    pid: int
+    dcs: int
+    scts: dt.datetime | None
+    user_data: bytes
+    elements: tuple[InformationElement, ...] = ()
+    more_messages: bool = False
+    status_report: bool = False
+    reply_path: bool = False
+
+
+@dataclass(frozen=True)
+class SmsSubmit(_UserDataFacts):
     """A message from MS to SC (our own outgoing, or one stored as sent)."""
 
     smsc: Address | None
@@ -260,16 +267,6 @@ class SmsSubmit:
     elements: tuple[InformationElement, ...] = ()
     status_report_request: bool = False
     reject_duplicates: bool = False
-
-    @property
-    def concat(self) -> Concat | None:
-        """Concatenation facts, or None for a message of one part."""
-        return concat_of(self.elements)
-
-    @property
-    def binary(self) -> bool:
-        """True for uncompressed 8-bit data."""
-        return alphabet(self.dcs) == "8bit"
 
 
 @dataclass(frozen=True)
