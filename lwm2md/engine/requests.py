@@ -66,6 +66,8 @@ class InboundRequest:
     content_format: int | None = None
     accept: int | None = None
     observe: int | None = None
+    uri_path: tuple[str, ...] = ()
+    """The URI-Path as sent; set when it is not an LwM2M path (``path`` is then the root), e.g. ("bs",)."""
 
 
 @dataclass

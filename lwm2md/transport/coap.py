@@ -61,6 +61,9 @@ ObservationHooks = tuple[Callable[[Observation, list[Record]], None], Callable[[
 Encoder = Callable[[int, Path, Sequence[Record]], bytes]
 ServingHook = Callable[[int, bool], None]
 
+NON_LWM2M_PATHS = frozenset({("bs",)})
+"""URI-Paths served that are not object paths (Bootstrap-Finish); the handler sees ``uri_path``."""
+
 _METHODS = {
     Code.GET: "GET",
     Code.POST: "POST",
@@ -708,10 +711,17 @@ class CoapEndpoint:
             from lwm2md.errors import MethodNotAllowed
 
             raise MethodNotAllowed(f"{request.code} is not used by LwM2M")
+        segments = tuple(request.opt.uri_path)
+        special: tuple[str, ...] = ()
+        if segments in NON_LWM2M_PATHS:
+            path, special = Path(), segments
+        else:
+            path = Path.from_segments(segments)
         inbound = InboundRequest(
             ssid=ssid,
             method=method,
-            path=Path.from_segments(tuple(request.opt.uri_path)),
+            path=path,
+            uri_path=special,
             query=tuple(request.opt.uri_query),
             payload=request.payload,
             content_format=_int_or_none(request.opt.content_format),
