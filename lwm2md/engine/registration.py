@@ -52,6 +52,12 @@ class CoapResponse:
     code: int
     location: tuple[str, ...] = ()
     payload: bytes = b""
+    content_format: int | None = None
+
+    @property
+    def dotted(self) -> str:
+        """The code as text, e.g. "4.04"."""
+        return f"{self.code >> 5}.{self.code & 0x1F:02d}"
 
 
 class Requester:

@@ -406,7 +406,7 @@ class _CoapRequester(Requester):
             response = await asyncio.wait_for(context.request(msg).response, self._timeout)
         except (aiocoap.error.NetworkError, OSError, TimeoutError) as exc:
             raise TransportError(f"{method} /{'/'.join(uri_path)}: {type(exc).__name__}") from None
-        return CoapResponse(int(response.code), tuple(response.opt.location_path), response.payload)
+        return response_of(response)
 
 
 class _DtlsRequester(Requester):
@@ -488,7 +488,7 @@ class _DtlsRequester(Requester):
             reason = session.close_reason or f"no answer ({type(exc).__name__})"
             session.close(f"{what} failed: {reason}")
             raise TransportError(f"{what} over DTLS: {reason}") from None
-        return CoapResponse(int(response.code), tuple(response.opt.location_path), response.payload)
+        return response_of(response)
 
     def drop_session(self, reason: str) -> bool:
         """Close the current session (close_notify); the next request opens a new one.
@@ -767,6 +767,12 @@ class CoapEndpoint:
         pipe.add_response(first, is_last=False)
         self._start_observation(obs, outcome.records)
         pipe.on_interest_end(lambda: self._stop_observation(obs))
+
+
+def response_of(message: Message) -> CoapResponse:
+    """The transport-neutral form of an aiocoap response."""
+    return CoapResponse(int(message.code), tuple(message.opt.location_path), message.payload,
+                        _int_or_none(message.opt.content_format))  # fmt: skip
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -42,6 +42,7 @@ from aiocoap.interfaces import EndpointAddress, MessageInterface
 from aiocoap.numbers.constants import TransportTuning
 
 from lwm2md.drivers.modem.pdu import Address
+from lwm2md.transport.coap import response_of
 from lwm2md.engine.registration import CoapResponse, Requester, TransportError
 
 LOG = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class SmsRequester(Requester):
             response = await asyncio.wait_for(context.request(msg).response, self._timeout)
         except (aiocoap.error.Error, OSError, TimeoutError) as exc:
             raise TransportError(f"{method} /{'/'.join(uri_path)} over SMS: {type(exc).__name__}") from None
-        return CoapResponse(int(response.code), tuple(response.opt.location_path), response.payload)
+        return response_of(response)
 
 
 class SmsBinding:
