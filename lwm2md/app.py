@@ -1,8 +1,13 @@
 """Wiring: build the object tree from the config, bind the endpoint, run the servers.
 
 :class:`Client` is the daemon's main job. ``start()`` returns once the
-endpoint is bound and the registrations are started (it does not wait for
-the network); ``stop()`` De-registers from every server and releases all.
+endpoint is bound and the registrations (or a bootstrap) are started (it
+does not wait for the network); ``stop()`` De-registers from every server
+and releases all.
+
+Server accounts always come from the tree: the /0 + /1 instances, written
+by the factory configuration or a bootstrap (``provisioning.py``);
+:meth:`Client._sync_accounts` brings the registrations in line with them.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import os
 from collections.abc import Callable, Sequence
 
 from lwm2md import __version__
+from lwm2md.bootstrapping import BootstrapService
 from lwm2md.codec import ContentFormat
 from lwm2md.codec.linkformat import Link, format_links
-from lwm2md.config import Config, SensorConfig, ServerConfig
+from lwm2md.config import Config, SensorConfig, ServerConfig, parse_server_uri
 from lwm2md.drivers.base import DriverError, Sensor
 from lwm2md.drivers.fake.modem import FakeModem
 from lwm2md.drivers.gpio import make_pin_factory
@@ -24,17 +30,19 @@ from lwm2md.drivers.modem.at import AtChannel
 from lwm2md.drivers.modem.sms import SmsLink
 from lwm2md.drivers.registry import create_sensor
 from lwm2md.drivers.system.linux import read_host_facts
+from lwm2md.engine.access import AccessControl
 from lwm2md.engine.attributes import AttributeStore
 from lwm2md.engine.clock import Clock, LoopClock
 from lwm2md.engine.dm import DeviceManagement
 from lwm2md.engine.observe import DAY, ObserveEngine
 from lwm2md.engine.queue import QueueController, max_transmit_wait
 from lwm2md.engine.registration import Registration, Requester, State
-from lwm2md.engine.requests import RequestDispatcher
+from lwm2md.engine.requests import InboundRequest, Outcome, RequestDispatcher
 from lwm2md.engine.send import Sender
+from lwm2md.errors import NotFound
 from lwm2md.logsetup import set_level
 from lwm2md.model.catalog import Catalog
-from lwm2md.model.path import Path
+from lwm2md.model.path import MAX_ID, Path
 from lwm2md.model.types import Record, ResourceData
 from lwm2md.objects.connectivity import ConnectivityObjects, build_connectivity_objects
 from lwm2md.objects.device import build_device_instance, run_command
@@ -43,13 +51,26 @@ from lwm2md.objects.sampling import RunBlocking, SensorSampler, build_sensor_ins
 from lwm2md.objects.server import (
     SECURITY_MODE_NOSEC,
     ServerAccount,
+    attach_server_handlers,
+    bootstrap_security_instance,
+    build_bootstrap_security_instance,
     build_security_instance,
     build_server_instance,
     psk_credentials,
     security_instance,
     security_mode,
+    server_config_from_instances,
+    short_server_id,
 )
-from lwm2md.objects.tree import LwM2MObject, ObjectTree
+from lwm2md.objects.tree import LwM2MObject, ObjectInstance, ObjectTree
+from lwm2md.provisioning import (
+    PROVISIONING_OIDS,
+    ProvisionedState,
+    Source,
+    config_fingerprint,
+    factory_security_instances,
+    instances_from,
+)
 from lwm2md.state import RegistrationStore, WrittenValues
 from lwm2md.transport.coap import CoapEndpoint, resolve_peer
 from lwm2md.transport.sms import SmsBinding
@@ -64,6 +85,9 @@ FORMAT_NAMES = {
 }
 SECURITY_OID = 0
 SERVER_OID = 1
+ACCESS_CONTROL_OID = 2
+BOOTSTRAP_SSID = MAX_ID
+"""Peer-table key of the Bootstrap-Server (65535 is never a Short Server ID)."""
 REGISTRATION_RIDS = frozenset({1, 7})  # Lifetime, Binding
 DEFAULT_PERIOD_RIDS = frozenset({2, 3})  # Default Minimum / Maximum Period
 STOP_TIMEOUT = 10.0
@@ -112,9 +136,13 @@ class Client:
         self.observe = ObserveEngine(
             self.dm, self.attributes, self.clock, self._default_periods, con_interval=con_interval
         )
-        self.dispatcher = RequestDispatcher(self.dm, self.observe, self._preferred_format)
+        self.access = AccessControl(self.tree, lambda: self.provisioning_source == "config")
+        self.dispatcher = RequestDispatcher(
+            self.dm, self.observe, self._preferred_format,
+            access=self.access, server_count=lambda: len(self.accounts),
+        )  # fmt: skip
         self.endpoint = CoapEndpoint(
-            self.dispatcher.handle,
+            self._route,
             (self.observe.start, self.observe.stop),
             self.dispatcher.encode,
             ack_timeout=config.endpoint.ack_timeout,
@@ -140,6 +168,23 @@ class Client:
         self._sensor_factory = sensor_factory or default_sensor_factory
         self._run_blocking = run_blocking
         self._started = False
+        self._own_number: Callable[[], str | None] = lambda: None
+        self.provisioned = ProvisionedState(config.state_dir)
+        self.provisioning_source: Source = "config"
+        self._provisioning_dirty = False
+        self._syncing: asyncio.Task[None] | None = None
+        bootstrap_cfg = config.bootstrap
+        self.bootstrap = BootstrapService(
+            self.tree, self.clock,
+            endpoint_name=config.device.endpoint,
+            connect=self._connect_bootstrap,
+            registered=lambda: any(r.state is State.REGISTERED for r in self.registrations.values()),
+            on_finished=self._bootstrap_finished,
+            make_instance=self._make_instance,
+            preferred_format=ContentFormat.SENML_CBOR,
+            session_timeout=bootstrap_cfg.session_timeout if bootstrap_cfg else 300.0,
+            pack=bootstrap_cfg.pack if bootstrap_cfg else False,
+        )  # fmt: skip
         self._build_tree()
         self.written = WrittenValues(self.dm, config.state_dir)
         self.stored_registrations = RegistrationStore(config.state_dir)
@@ -160,34 +205,172 @@ class Client:
         return catalog
 
     def _build_tree(self) -> None:
-        cfg = self.config
         self.tree.ensure_object(SECURITY_OID)
         self.tree.ensure_object(SERVER_OID)
-        for server in cfg.servers:
-            self._add_account(server)
+        if self.catalog.get(ACCESS_CONTROL_OID) is not None:
+            self.tree.ensure_object(ACCESS_CONTROL_OID)
+        self._provision()
+        for server, inst in self._tree_accounts().values():
+            self._add_account(server, inst)
         self._build_device()
         self._build_sensors()
         self._build_gpios()
         self._build_modem()
 
-    def _add_account(self, server: ServerConfig) -> ServerAccount:
-        """Security and Server instances (same iid, the lowest free) for one server."""
-        iid = max(self.tree.object(SECURITY_OID).free_iid(), self.tree.object(SERVER_OID).free_iid())
-        self.tree.add_instance(build_security_instance(self.catalog, iid, server))
-        trigger = functools.partial(self.request_update, server.short_id)
-        inst = build_server_instance(self.catalog, iid, server, update_trigger=trigger, disable=self._disable)
-        self.tree.add_instance(inst)
-        account = ServerAccount(server, inst, self.config.device.endpoint)
+    # -- provisioning (/0, /1, /2) and accounts ------------------------------------
+
+    def _provision(self) -> None:
+        """Fill /0-/2 from the stored provisioning when it applies, else from the configuration."""
+        stored = self.provisioned.choose(self.catalog, self.config)
+        if stored is None:
+            self._factory_provision()
+            return
+        for inst in instances_from(self.catalog, stored):
+            if inst.oid == SERVER_OID:
+                self._attach_server(inst)
+            self.tree.add_instance(inst)
+        self.provisioning_source = stored.source
+        servers = len(stored.objects.get(SERVER_OID, {}))
+        if stored.source == "bootstrap":
+            LOG.info("%d server account(s) provisioned by bootstrap, from %s; the configuration's "
+                     "[[server]] tables apply after 'lwm2md reset-state'",
+                     servers, self.provisioned.file.path)  # fmt: skip
+        else:
+            LOG.info("%d server account(s) from the configuration with server changes from %s",
+                     servers, self.provisioned.file.path)  # fmt: skip
+
+    def _factory_provision(self) -> None:
+        """/0 and /1 instances for the ``[[server]]`` tables and ``[bootstrap]`` (factory bootstrap)."""
+        self.provisioning_source = "config"
+        for inst in factory_security_instances(self.catalog, self.config):
+            self.tree.add_instance(inst)
+        for iid, server in enumerate(self.config.servers):
+            self.tree.add_instance(self._server_instance(iid, server))
+
+    def _attach_server(self, inst: ObjectInstance) -> ObjectInstance:
+        attach_server_handlers(inst, update_trigger=self.request_update, disable=self._disable)
+        return inst
+
+    def _make_instance(self, oid: int, iid: int) -> ObjectInstance:
+        """Instances a Bootstrap-Write creates: bare, with the handlers for /1."""
+        definition = self.catalog.get(oid)
+        if definition is None:
+            raise NotFound(f"/{oid} is not a known object")
+        inst = ObjectInstance(definition, iid)
+        return self._attach_server(inst) if oid == SERVER_OID else inst
+
+    def _config_server(self, ssid: int) -> ServerConfig | None:
+        return next((s for s in self.config.servers if s.short_id == ssid), None)
+
+    def _tree_accounts(self) -> dict[int, tuple[ServerConfig, ObjectInstance]]:
+        """Every usable server account in /0 + /1: {ssid: (its settings, its /1 instance)}."""
+        out: dict[int, tuple[ServerConfig, ObjectInstance]] = {}
+        for inst in self.tree.instances(SERVER_OID):
+            ssid = short_server_id(inst)
+            security = security_instance(self.tree, ssid) if ssid is not None else None
+            if ssid is None or security is None or ssid in out:
+                LOG.error("%s: no Short Server ID, no matching /0 instance or a duplicate; not used",
+                          inst.path)  # fmt: skip
+                continue
+            try:
+                out[ssid] = (server_config_from_instances(security, inst, self._config_server(ssid)), inst)
+            except ValueError as exc:
+                LOG.error("server %d: unusable account (%s); not used", ssid, exc)
+        return out
+
+    def _add_account(self, server: ServerConfig, inst: ObjectInstance) -> ServerAccount:
+        account = ServerAccount(server, inst, self.config.device.endpoint, own_number=self._own_number)
         self.accounts[server.short_id] = account
         return account
 
-    def _remove_account(self, ssid: int) -> None:
-        account = self.accounts.pop(ssid)
+    def _forget_account(self, ssid: int) -> None:
+        """Drop what the client keeps for server ``ssid`` (not its /0 and /1 instances)."""
+        self.accounts.pop(ssid, None)
         self.observe.stop_server(ssid)
         self.attributes.forget_server(ssid)
         self.endpoint.peers.remove(ssid)
-        self.tree.remove_instance(SERVER_OID, account.server.iid)
-        self.tree.remove_instance(SECURITY_OID, account.server.iid)
+        self.stored_registrations.forget(ssid)
+
+    async def _sync_accounts(self) -> list[str]:
+        """Bring accounts and registrations in line with /0 + /1; returns what changed, one line each.
+
+        An account whose URI, security or protocol changed registers afresh;
+        one whose other settings changed keeps its registration (the /1
+        values are read live); removed accounts De-register; new ones
+        Register (in priority order when they have one).
+        """
+        wanted = self._tree_accounts()
+        changes: list[str] = []
+        for ssid in sorted(self.accounts.keys() - wanted.keys()):
+            await self._drop_server(ssid)
+            changes.append(f"server {ssid} removed")
+        added: list[int] = []
+        for ssid, (server, inst) in sorted(wanted.items()):
+            account = self.accounts.get(ssid)
+            if account is not None and not _needs_new_registration(account.config, server):
+                account.config, account.server = server, inst
+                registration = self.registrations.get(ssid)
+                if registration is not None and registration.state is State.FAILED and self._started:
+                    registration.start()
+                continue
+            if account is not None:
+                await self._drop_server(ssid)
+            self._add_account(server, inst)
+            added.append(ssid)
+            changes.append(f"server {ssid} {'re-registered' if account is not None else 'added'}")
+        if self._started and added:
+            await self._start_accounts(added)
+        return changes
+
+    def _bootstrap_finished(self) -> None:
+        """A Finish was accepted: store the provisioning, then follow it (after the 2.04 goes out)."""
+        self.provisioning_source = "bootstrap"
+        self.provisioned.save(self.tree, "bootstrap", None)
+        self._provisioning_dirty = False
+        self._syncing = asyncio.get_running_loop().create_task(self._after_bootstrap(), name="accounts")
+
+    async def _after_bootstrap(self) -> None:
+        await asyncio.sleep(0)
+        changes = await self._sync_accounts()
+        LOG.info("bootstrap applied: %s", "; ".join(changes) or "server accounts unchanged")
+        self._status_changed()
+
+    def _provisioning_changed(self) -> None:
+        """/0-/2 changed outside a bootstrap session: store them (once per loop iteration)."""
+        if not self._started or self.bootstrap.session_open or self._provisioning_dirty:
+            return
+        self._provisioning_dirty = True
+        asyncio.get_running_loop().call_soon(self._save_provisioning)
+
+    def _save_provisioning(self) -> None:
+        if not self._provisioning_dirty:
+            return
+        self._provisioning_dirty = False
+        fingerprint = config_fingerprint(self.config) if self.provisioning_source == "config" else None
+        self.provisioned.save(self.tree, self.provisioning_source, fingerprint)
+
+    async def _connect_bootstrap(self) -> Requester | None:
+        """Map the Bootstrap-Server's address (/0 account) and return a requester to it."""
+        inst = bootstrap_security_instance(self.tree)
+        uri = inst.read(0) if inst is not None and inst.has(0) else None
+        if not isinstance(uri, str):
+            LOG.error("bootstrap: /0 has no Bootstrap-Server URI")
+            return None
+        try:
+            _scheme, host, port = parse_server_uri(uri)
+            peer = await resolve_peer(host, port)
+        except Exception as exc:
+            LOG.warning("bootstrap: cannot reach %s: %s", uri, exc)
+            return None
+        return self._server_requester(BOOTSTRAP_SSID, peer)
+
+    async def _route(self, req: InboundRequest) -> Outcome:
+        """The endpoint's handler: the Bootstrap-Server's requests to bootstrap, the rest to DM."""
+        if req.ssid == BOOTSTRAP_SSID:
+            return await self.bootstrap.serve(req)
+        if req.uri_path:
+            raise NotFound(f"/{'/'.join(req.uri_path)} is not an LwM2M path")
+        return await self.dispatcher.handle(req)
 
     def _build_sensors(self) -> None:
         cfg = self.config
@@ -328,9 +511,13 @@ class Client:
             attrs: dict[str, str | None] = {}
             if obj.definition.version != "1.0":
                 attrs["ver"] = obj.definition.version
-            if not obj.instances or attrs:
+            iids = [
+                iid for iid in sorted(obj.instances)
+                if self.access.visible_to(ssid, Path(obj.oid, iid), server_count=len(self.accounts), op=None)
+            ]  # fmt: skip
+            if not iids or attrs:
                 links.append(Link(f"/{obj.oid}", attrs))
-            for iid in sorted(obj.instances):
+            for iid in iids:
                 links.append(Link(f"/{obj.oid}/{iid}", {}))
         return format_links(links)
 
@@ -344,6 +531,7 @@ class Client:
         await run_command(self.config.device.factory_reset_command, "factory reset")()
         self.written.forget()
         self.stored_registrations.clear()
+        self.provisioned.forget()
         LOG.warning("factory reset: stored state removed, restarting from the configuration")
         if self.on_restart is not None:
             self.on_restart()
@@ -385,7 +573,11 @@ class Client:
     def _value_changed(self, path: Path) -> None:
         """React to a server account's /1 resources: lifetime or binding -> Update,
         default periods -> re-arm that server's observation timers."""
-        if not self._started or path.oid != SERVER_OID:
+        if not self._started or self.bootstrap.session_open:
+            return
+        if path.oid in PROVISIONING_OIDS:
+            self._provisioning_changed()
+        if path.oid != SERVER_OID:
             return
         for ssid, account in self.accounts.items():
             if account.server.iid != path.iid:
@@ -396,7 +588,8 @@ class Client:
                 self.observe.attributes_changed(ssid)
 
     def _structure_changed(self) -> None:
-        if self._started:
+        if self._started and not self.bootstrap.session_open:
+            self._provisioning_changed()
             self.request_update()
 
     # -- lifecycle ---------------------------------------------------------------
@@ -413,18 +606,31 @@ class Client:
             sampler.start(self.clock)
         await self._start_modem()
         await self._start_sms_binding()
+        self._started = True
+        self.bootstrap.start()
+        if self.accounts:
+            await self._start_accounts(list(self.accounts))
+        elif self.bootstrap.available():
+            await self._connect_bootstrap()  # its requests are served from now on
+            self.bootstrap.request("no LwM2M server account")
+        else:
+            LOG.error("no LwM2M server account and no Bootstrap-Server: nothing to register with")
+        self._start_sender()
+
+    async def _start_accounts(self, ssids: list[int]) -> None:
+        """Start the registrations of ``ssids``: those with /1/x/13 in priority order, the rest at once."""
+        accounts = [self.accounts[ssid] for ssid in ssids if ssid in self.accounts]
         ordered = sorted(
-            (a for a in self.accounts.values() if a.priority() is not None),
-            key=lambda a: (a.priority(), a.ssid),
+            (a for a in accounts if a.priority() is not None), key=lambda a: (a.priority(), a.ssid)
         )
-        for account in self.accounts.values():
+        for account in accounts:
             await self._start_registration(account.config, run=account not in ordered)
         if ordered:
+            if self._ordering is not None and not self._ordering.done():
+                self._ordering.cancel()
             self._ordering = asyncio.get_running_loop().create_task(
                 self._register_in_priority_order([a.ssid for a in ordered]), name="registration order"
             )
-        self._start_sender()
-        self._started = True
 
     async def _start_sms_binding(self, numbers: dict[int, str] | None = None) -> None:
         """CoAP over SMS on the modem's AT channel (``transport/sms.py``, ``docs/sms.md``).
@@ -439,7 +645,7 @@ class Client:
         if numbers is None:
             if modem is None or not modem.sms:
                 return
-            numbers = {s.short_id: s.sms_number for s in self.config.servers if s.sms_number}
+            numbers = {a.ssid: a.config.sms_number for a in self.accounts.values() if a.config.sms_number}
         if self.modem_channel is None or not numbers:
             LOG.warning("SMS binding not started: %s", "no modem" if self.modem_channel is None
                         else "no server has an SMS number")  # fmt: skip
@@ -452,6 +658,7 @@ class Client:
         def own_number() -> str | None:
             return own
 
+        self._own_number = own_number
         for account in self.accounts.values():
             account.own_number = own_number
         for ssid, number in numbers.items():
@@ -547,12 +754,13 @@ class Client:
         identity and key read from /0 before each handshake (a mode other
         than PSK fails each attempt with a log line naming it).
         """
-        security = security_instance(self.tree, ssid)
+        bootstrap = ssid == BOOTSTRAP_SSID
+        security = bootstrap_security_instance(self.tree) if bootstrap else security_instance(self.tree, ssid)
         if security is None or security_mode(security) == SECURITY_MODE_NOSEC:
             self.endpoint.peers.set(ssid, peer)
             return self.endpoint.requester(peer[0], peer[1])
         self.endpoint.peers.set(ssid, peer, scheme="coaps")
-        credentials = functools.partial(psk_credentials, self.tree, ssid)
+        credentials = functools.partial(psk_credentials, self.tree, None if bootstrap else ssid)
         return self.endpoint.secure_requester(ssid, peer[0], peer[1], credentials)
 
     def _registered_requester(self, ssid: int | None) -> Requester | None:
@@ -617,6 +825,16 @@ class Client:
             self._settled.setdefault(registration.ssid, asyncio.Event()).set()
         self._remember_registration(registration)
         self._status_changed()
+        if registration.state is State.FAILED and self._started:
+            self._bootstrap_if_all_failed()
+
+    def _bootstrap_if_all_failed(self) -> None:
+        """Every registration failed: bootstrap, when /1/x/16 of a failed server asks for it (default)."""
+        if not self.registrations or any(r.state is not State.FAILED for r in self.registrations.values()):
+            return
+        wanted = [a for a in self.accounts.values() if a.bootstrap_on_failure()]
+        if wanted and self.bootstrap.available():
+            self.bootstrap.request("every server registration failed")
 
     def _remember_registration(self, registration: Registration) -> None:
         """Keep where and until when ``registration`` holds, for a restart (forget it otherwise)."""
@@ -649,6 +867,9 @@ class Client:
         (what a crash or power cut does; the next start resumes them).
         """
         self._started = False
+        await self.bootstrap.stop()
+        if self._syncing is not None:
+            self._syncing.cancel()
         if self._ordering is not None:
             self._ordering.cancel()
         for task in self._disabling.values():
@@ -691,27 +912,7 @@ class Client:
             changes.append(f"log level {new.logging.level}")
         if new.endpoint != old.endpoint:
             changes.append("[coap] changed: takes effect at the next restart")
-        old_servers = {s.short_id: s for s in old.servers}
-        new_servers = {s.short_id: s for s in new.servers}
-        for ssid in sorted(old_servers.keys() - new_servers.keys()):
-            await self._drop_server(ssid)
-            changes.append(f"server {ssid} removed")
-        for ssid in sorted(new_servers.keys() & old_servers.keys()):
-            before, after = old_servers[ssid], new_servers[ssid]
-            if before == after and new.device.endpoint == old.device.endpoint:
-                continue
-            if _needs_new_registration(before, after) or new.device.endpoint != old.device.endpoint:
-                await self._drop_server(ssid)
-                self._add_account(after)
-                await self._start_registration(after)
-                changes.append(f"server {ssid} re-registered")
-            else:
-                self._retune_server(self.accounts[ssid], before, after)
-                changes.append(f"server {ssid} updated")
-        for ssid in sorted(new_servers.keys() - old_servers.keys()):
-            self._add_account(new_servers[ssid])
-            await self._start_registration(new_servers[ssid])
-            changes.append(f"server {ssid} added")
+        changes.extend(await self._apply_servers(old, new))
         if new.device != old.device:
             self.tree.remove_instance(3, 0)
             self._build_device()
@@ -745,6 +946,77 @@ class Client:
         self._status_changed()
         return changes
 
+    async def _apply_servers(self, old: Config, new: Config) -> list[str]:
+        """Apply changed ``[[server]]``/``[bootstrap]`` tables to /0 + /1, then follow them.
+
+        Only while the factory configuration is in force: a bootstrap's
+        provisioning wins until ``lwm2md reset-state``. Unchanged servers keep
+        their instances (and what servers wrote to them); a changed lifetime
+        or binding is written to /1 (which sends an Update).
+        """
+        if config_fingerprint(old) == config_fingerprint(new) and new.device.endpoint == old.device.endpoint:
+            return []
+        if self.provisioning_source == "bootstrap":
+            LOG.warning("[[server]]/[bootstrap] changes not applied: the accounts provisioned by bootstrap "
+                        "are in force until 'lwm2md reset-state'")  # fmt: skip
+            return ["server changes ignored (provisioned by bootstrap)"]
+        old_servers = {s.short_id: s for s in old.servers}
+        new_servers = {s.short_id: s for s in new.servers}
+        with self.tree.batch():
+            for ssid, before in old_servers.items():
+                kept = new_servers.get(ssid)
+                if kept is not None and not _needs_new_registration(before, kept):
+                    account = self.accounts.get(ssid)
+                    if account is not None and kept != before:
+                        self._retune_server(account, before, kept)
+                    continue
+                self._remove_server_instances(ssid)
+            for ssid, after in new_servers.items():
+                previous = old_servers.get(ssid)
+                if previous is None or _needs_new_registration(previous, after):
+                    self._add_server_instances(after)
+            if old.bootstrap != new.bootstrap:
+                bs_account = bootstrap_security_instance(self.tree)
+                if bs_account is not None:
+                    self.tree.remove_instance(SECURITY_OID, bs_account.iid)
+                if new.bootstrap is not None:
+                    iid = self.tree.object(SECURITY_OID).free_iid()
+                    bs_instance = build_bootstrap_security_instance(self.catalog, iid, new.bootstrap)
+                    self.tree.add_instance(bs_instance)
+        if new.device.endpoint != old.device.endpoint:
+            for ssid in list(self.accounts):
+                await self._drop_server(ssid)
+        changes = await self._sync_accounts()
+        for ssid in sorted(new_servers.keys() & old_servers.keys()):
+            if new_servers[ssid] != old_servers[ssid] and f"server {ssid} re-registered" not in changes:
+                changes.append(f"server {ssid} updated")
+        self._save_provisioning_if_stored()
+        return changes
+
+    def _remove_server_instances(self, ssid: int) -> None:
+        security = security_instance(self.tree, ssid)
+        if security is not None:
+            self.tree.remove_instance(SECURITY_OID, security.iid)
+        for inst in self.tree.instances(SERVER_OID):
+            if short_server_id(inst) == ssid:
+                self.tree.remove_instance(SERVER_OID, inst.iid)
+
+    def _add_server_instances(self, server: ServerConfig) -> None:
+        iid = max(self.tree.object(SECURITY_OID).free_iid(), self.tree.object(SERVER_OID).free_iid())
+        self.tree.add_instance(build_security_instance(self.catalog, iid, server))
+        self.tree.add_instance(self._server_instance(iid, server))
+
+    def _server_instance(self, iid: int, server: ServerConfig) -> ObjectInstance:
+        return build_server_instance(
+            self.catalog, iid, server, update_trigger=self.request_update, disable=self._disable
+        )
+
+    def _save_provisioning_if_stored(self) -> None:
+        """After a reload changed the factory accounts: re-store them if a file holds server changes."""
+        if self.provisioned.file.path.exists():
+            self._provisioning_dirty = True
+            self._save_provisioning()
+
     async def _drop_server(self, ssid: int) -> None:
         registration = self.registrations.pop(ssid, None)
         if registration is not None:
@@ -752,11 +1024,10 @@ class Client:
                 await asyncio.wait_for(registration.stop(deregister=True), STOP_TIMEOUT)
             except TimeoutError:
                 LOG.warning("server %d: de-registration timed out", ssid)
-        self._remove_account(ssid)
+        self._forget_account(ssid)
 
     def _retune_server(self, account: ServerAccount, before: ServerConfig, after: ServerConfig) -> None:
         """Write changed registration settings into the /1 instance (Update follows by itself)."""
-        account.config = after
         values: dict[int, ResourceData] = {
             1: after.lifetime, 2: after.default_pmin, 3: after.default_pmax, 5: after.disable_timeout,
             6: after.notification_storing, 7: after.binding, 17: after.communication_retry_count,

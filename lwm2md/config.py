@@ -244,6 +244,36 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class BootstrapConfig:
+    """``[bootstrap]``: the Bootstrap-Server account of the factory configuration.
+
+    ``server`` carries the URI and security settings checked like a
+    ``[[server]]`` table's (its short_id is not used). ``hold_off`` is the
+    Client Hold Off Time (/0/x/11), ``account_timeout`` the Bootstrap-Server
+    Account Timeout (/0/x/12, 0 = keep it), ``session_timeout`` how long a
+    bootstrap may go quiet before it is abandoned, ``pack`` whether to ask
+    for a Bootstrap-Pack (GET /bspack) first.
+    """
+
+    server: ServerConfig
+    hold_off: int = 0
+    account_timeout: int = 0
+    session_timeout: float = 300.0
+    pack: bool = False
+
+    @property
+    def uri(self) -> str:
+        return self.server.uri
+
+
+@dataclass(frozen=True, slots=True)
+class StoringConfig:
+    """``[storing]``: notifications kept on disk while a server is unreachable."""
+
+    max_notifications: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """``[logging]``."""
 
@@ -263,6 +293,8 @@ class Config:
     send: SendConfig = field(default_factory=SendConfig)
     endpoint: EndpointConfig = field(default_factory=EndpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    bootstrap: BootstrapConfig | None = None
+    storing: StoringConfig = field(default_factory=StoringConfig)
     objects_dir: str = "/etc/lwm2md/objects"
     state_dir: str = "/var/lib/lwm2md"
     source: str = "<default>"
@@ -523,6 +555,8 @@ _TOP = _Table(
         "send": _is_table("[send]"),
         "coap": _is_table("[coap]"),
         "logging": _is_table("[logging]"),
+        "bootstrap": _is_table("[bootstrap]"),
+        "storing": _is_table("[storing]"),
     }
 )
 
@@ -604,6 +638,21 @@ _COAP = _Table(
 )
 
 _LOGGING = _Table({"level": _choice(get_args(LogLevel))})
+
+_BOOTSTRAP_ACCOUNT_KEYS = ("uri", "security", "psk_identity", "psk_key", "psk_key_file")
+_BOOTSTRAP = _Table(
+    {
+        **{name: _SERVER.checks[name] for name in _BOOTSTRAP_ACCOUNT_KEYS},
+        "hold_off": _SECONDS,
+        "account_timeout": _SECONDS,
+        "session_timeout": _positive_number,
+        "pack": _boolean,
+    },
+    required=frozenset({"uri"}),
+    secret=frozenset({"psk_key"}),
+)
+
+_STORING = _Table({"max_notifications": _integer(1)})
 
 _GPIO = _Table(
     {
@@ -710,9 +759,26 @@ def _server(raw: object, prefix: str, source: str, base_dir: str | None) -> Serv
     return server
 
 
-def _servers(raw: object, source: str, base_dir: str | None) -> tuple[ServerConfig, ...]:
+def _bootstrap(raw: object, source: str, base_dir: str | None) -> BootstrapConfig:
+    values, _ = _BOOTSTRAP.read(raw, "bootstrap", source)
+    assert isinstance(raw, dict)  # checked by read()
+    if parse_server_uri(values["uri"])[0] == "sms":
+        _fail(source, "bootstrap.uri", values["uri"], "a coap:// or coaps:// URI")
+    account = {name: raw[name] for name in _BOOTSTRAP_ACCOUNT_KEYS if name in raw}
+    for name in _BOOTSTRAP_ACCOUNT_KEYS:
+        values.pop(name, None)
+    server = _server({**account, "short_id": 1}, "bootstrap", source, base_dir)
+    return BootstrapConfig(server=server, **values)
+
+
+def _servers(
+    raw: object, source: str, base_dir: str | None, *, optional: bool = False
+) -> tuple[ServerConfig, ...]:
     if not raw:
-        _fail(source, "server", _ABSENT if raw is None else raw, "at least one [[server]] table")
+        if optional and raw is None:
+            return ()
+        _fail(source, "server", _ABSENT if raw is None else raw,
+              "at least one [[server]] table (or a [bootstrap] table)")  # fmt: skip
     assert isinstance(raw, list)  # checked by _TOP
     servers: list[ServerConfig] = []
     owner: dict[int, int] = {}
@@ -835,7 +901,9 @@ def parse_config(data: dict[str, Any], source: str, *, base_dir: str | None = No
     """
     top, _ = _TOP.read(data, "", source)
     device, _ = _DEVICE.read(top.get("device", {}), "device", source)
-    servers = _servers(top.get("server"), source, base_dir)
+    bootstrap = _bootstrap(top["bootstrap"], source, base_dir) if "bootstrap" in top else None
+    servers = _servers(top.get("server"), source, base_dir, optional=bootstrap is not None)
+    storing, _ = _STORING.read(top.get("storing", {}), "storing", source)
     coap, _ = _COAP.read(top.get("coap", {}), "coap", source)
     logging, _ = _LOGGING.read(top.get("logging", {}), "logging", source)
     dirs = {name: top[name] for name in ("objects_dir", "state_dir") if name in top}
@@ -852,6 +920,8 @@ def parse_config(data: dict[str, Any], source: str, *, base_dir: str | None = No
         send=_send(top.get("send", {}), servers, source),
         endpoint=EndpointConfig(**coap),
         logging=LoggingConfig(**logging),
+        bootstrap=bootstrap,
+        storing=StoringConfig(**storing),
         source=source,
         **dirs,
     )

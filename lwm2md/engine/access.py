@@ -13,7 +13,9 @@ The rules, as implemented here:
     instance targeting (oid, iid): the ACL entry whose riid is the server's
     ssid, else the default entry (riid 0); when neither exists the Access
     Control Owner (/2/x/3) has every right but C and other servers none. No
-    /2 instance for the target means no rights at all.
+    /2 instance for the target means no rights at all, except for a
+    factory configuration (``trust_unlisted``): servers listed in the
+    configuration file are trusted with every right on what no ACL names.
   - R covers Read, Observe, Write-Attributes and Discover; W Write; E Execute;
     D Delete; C Create.
   - The /2 instances themselves: any server may read (observe, discover)
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from lwm2md.errors import NotFound, Unauthorized
 from lwm2md.model.path import MAX_ID, Path
@@ -135,8 +137,9 @@ class AccessControl:
     are enabled.
     """
 
-    def __init__(self, tree: ObjectTree) -> None:
+    def __init__(self, tree: ObjectTree, trust_unlisted: Callable[[], bool] = lambda: False) -> None:
         self.tree = tree
+        self.trust_unlisted = trust_unlisted
 
     # -- lookups ------------------------------------------------------------
 
@@ -164,7 +167,9 @@ class AccessControl:
         """
         inst = self.acl_instance(oid, iid)
         if inst is None:
-            return Rights.NONE
+            if not self.trust_unlisted():
+                return Rights.NONE
+            return Rights.C if iid == CREATE_TARGET_IID else INSTANCE_RIGHTS
         acl = _acl(inst)
         if ssid in acl:
             return _bits(acl[ssid])

@@ -8,6 +8,12 @@ Content negotiation: a response uses the request's Accept when given
 (NotAcceptable when it cannot carry the value); without one, a single value
 goes out as text/plain (opaque for Opaque resources) and anything larger in
 the server's preferred format.
+
+Access control: with an :class:`~lwm2md.engine.access.AccessControl`, every
+request is checked for the requesting server first (4.01 when refused);
+object-level Read, Observe and Discover leave out the instances the server
+may not see; a Create gives the new instance an ACL owned by its creator and
+a Delete removes the ACLs of what it deleted.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from dataclasses import dataclass, field
 
 from lwm2md import codec
 from lwm2md.codec import ContentFormat
-from lwm2md.codec.linkformat import format_links
+from lwm2md.codec.linkformat import Link, format_links
+from lwm2md.engine.access import AccessControl, Operation
 from lwm2md.engine.attributes import parse_query
 from lwm2md.engine.dm import DeviceManagement
 from lwm2md.engine.observe import Observation, ObserveEngine
@@ -33,6 +40,8 @@ from lwm2md.model.path import Path
 from lwm2md.model.types import Operations, Record, ResourceType
 
 LOG = logging.getLogger(__name__)
+
+ACCESS_CONTROL_OID = 2
 
 CONTENT = code_byte(2, 5)
 CHANGED = code_byte(2, 4)
@@ -98,13 +107,19 @@ class RequestDispatcher:
         dm: DeviceManagement,
         observe: ObserveEngine,
         preferred_format: Callable[[int], int],
+        *,
+        access: AccessControl | None = None,
+        server_count: Callable[[], int] = lambda: 1,
     ) -> None:
         self.dm = dm
         self.observe = observe
         self.preferred_format = preferred_format
+        self.access = access
+        self.server_count = server_count
 
     async def handle(self, req: InboundRequest) -> Outcome:
         """Serve ``req``; raises Lwm2mError with the response code on refusal."""
+        self._check(req.ssid, _operation(req), req.path)
         method = req.method
         if method == "GET":
             if req.accept == ContentFormat.LINK_FORMAT:
@@ -118,12 +133,41 @@ class RequestDispatcher:
             return await self._post(req)
         if method == "DELETE":
             self.dm.delete(req.path)
+            if self.access is not None and req.path.iid is not None and req.path.level == 2:
+                assert req.path.oid is not None
+                self.access.remove_for_deleted(req.path.oid, req.path.iid)
             return Outcome(DELETED)
         if method == "FETCH":
             return self._read_composite(req)
         if method == "IPATCH":
             return self._write_composite(req)
         raise MethodNotAllowed(f"method {method} is not used by LwM2M")
+
+    # -- access control -------------------------------------------------------
+
+    def _check(self, ssid: int, op: Operation, path: Path) -> None:
+        if self.access is not None:
+            self.access.check(ssid, op, path, server_count=self.server_count())
+
+    def _visible(self, ssid: int, path: Path, op: Operation) -> bool:
+        if self.access is None:
+            return True
+        return self.access.visible_to(ssid, path, server_count=self.server_count(), op=op)
+
+    def _filter_records(self, ssid: int, records: list[Record]) -> list[Record]:
+        return [r for r in records if self._visible(ssid, Path(*r.path.parts[:2]), Operation.READ)]
+
+    def _filter_links(self, ssid: int, links: list[Link]) -> list[Link]:
+        kept = []
+        for link in links:
+            try:
+                path = Path.parse(link.target)
+            except Exception:
+                kept.append(link)
+                continue
+            if self._visible(ssid, Path(*path.parts[:2]), Operation.DISCOVER):
+                kept.append(link)
+        return kept
 
     # -- encoding -------------------------------------------------------------
 
@@ -161,6 +205,8 @@ class RequestDispatcher:
     def _read(self, req: InboundRequest) -> Outcome:
         fmt = self._choose_format(req, req.path)
         records = self.dm.read(req.path)
+        if req.path.level < 2:
+            records = self._filter_records(req.ssid, records)
         payload = self.encode(fmt, req.path, records)
         outcome = Outcome(CONTENT, payload, fmt, records=records)
         if req.observe == 0:
@@ -176,10 +222,13 @@ class RequestDispatcher:
         paths = codec.decode_paths(fmt_in, req.payload)
         if not paths:
             raise BadRequest("Read-Composite names no path")
+        op = Operation.OBSERVE if req.observe == 0 else Operation.READ
+        for path in paths:
+            self._check(req.ssid, op, path)
         fmt = req.accept if req.accept is not None else fmt_in
         if fmt not in COMPOSITE_FORMATS:
             raise _not_acceptable(fmt)
-        records = self.dm.read_composite(paths)
+        records = self._filter_records(req.ssid, self.dm.read_composite(paths))
         outcome = Outcome(CONTENT, self.encode(fmt, Path(), records), fmt, records=records)
         if req.observe == 0:
             outcome.observation = Observation(req.ssid, tuple(paths), _noop_emit, composite=True)
@@ -193,7 +242,7 @@ class RequestDispatcher:
                 if value not in ("0", "1", "2", "3"):
                     raise BadRequest("depth must be 0..3")
                 depth = int(value)
-        links = self.dm.discover(req.path, req.ssid, depth)
+        links = self._filter_links(req.ssid, self.dm.discover(req.path, req.ssid, depth))
         return Outcome(CONTENT, format_links(links).encode(), ContentFormat.LINK_FORMAT)
 
     def _write(self, req: InboundRequest, *, replace: bool) -> Outcome:
@@ -216,6 +265,8 @@ class RequestDispatcher:
         if req.content_format not in COMPOSITE_FORMATS:
             raise UnsupportedContentFormat("Write-Composite needs SenML or LwM2M CBOR")
         records = self._decode(req, Path())
+        for record in records:
+            self._check(req.ssid, Operation.WRITE, record.path)
         self.dm.write_composite(records)
         return Outcome(CHANGED)
 
@@ -224,6 +275,9 @@ class RequestDispatcher:
         if path.level == 1:
             records = self._decode(req, path) if req.payload else []
             iid = self.dm.create(path, records)
+            if self.access is not None and self.dm.tree.catalog.get(ACCESS_CONTROL_OID) is not None:
+                assert path.oid is not None
+                self.access.add_for_created(req.ssid, path.oid, iid)
             return Outcome(CREATED, location=(str(path.oid), str(iid)))
         if path.level == 2:
             return self._write(req, replace=False)
@@ -238,6 +292,29 @@ class RequestDispatcher:
             await self.dm.execute(path, args)  # refuses non-executables with 4.05 (or 4.04/4.01)
             return Outcome(CHANGED)
         raise MethodNotAllowed("POST is not allowed on this path")
+
+
+def _operation(req: InboundRequest) -> Operation:
+    """The access-controlled operation ``req`` asks for (composite ones are checked per path)."""
+    method, level = req.method, req.path.level
+    if method == "GET":
+        if req.accept == ContentFormat.LINK_FORMAT:
+            return Operation.DISCOVER
+        return Operation.OBSERVE if req.observe == 0 else Operation.READ
+    if method == "PUT":
+        attributes_only = not req.payload and req.content_format is None
+        return Operation.WRITE_ATTRIBUTES if attributes_only else Operation.WRITE
+    if method == "POST":
+        if level == 1:
+            return Operation.CREATE
+        if level == 3 and not (req.content_format is not None and req.payload):
+            return Operation.EXECUTE
+        return Operation.WRITE
+    if method == "DELETE":
+        return Operation.DELETE
+    if method == "IPATCH":
+        return Operation.WRITE
+    return Operation.READ  # FETCH (paths checked one by one) and methods refused later
 
 
 def _not_acceptable(fmt: int) -> NotAcceptable:

@@ -1,20 +1,23 @@
-"""Security (/0) and Server (/1) instances for the configured server accounts.
+"""Security (/0) and Server (/1) instances and the server accounts built from them.
 
 Factory bootstrap: each ``[[server]]`` table becomes one Security instance
-and one Server instance with the same iid. :class:`ServerAccount` is the
-live view the registration engine reads before each request, so a server's
-Write to /1/x/1 (lifetime) or /1/x/7 (binding) takes effect at once.
-Likewise :func:`psk_credentials` reads the PSK identity and key from /0 at
-each DTLS handshake, wherever they were written from (config today,
-bootstrap later).
+and one Server instance with the same iid, ``[bootstrap]`` the
+Bootstrap-Server's Security instance. A bootstrap writes the same objects.
+Either way the daemon builds its accounts from the tree:
+:func:`server_config_from_instances` turns a /0 + /1 pair into a
+:class:`ServerConfig`. :class:`ServerAccount` is the live view the
+registration engine reads before each request, so a server's Write to
+/1/x/1 (lifetime) or /1/x/7 (binding) takes effect at once. Likewise
+:func:`psk_credentials` reads the PSK identity and key from /0 at each DTLS
+handshake, wherever they were written from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from lwm2md.config import ServerConfig
+from lwm2md.config import BootstrapConfig, ServerConfig
 from lwm2md.engine.registration import RegistrationParams
 from lwm2md.errors import BadRequest
 from lwm2md.model.catalog import Catalog
@@ -28,8 +31,6 @@ SECURITY_MODE_NOSEC = 3
 SECURITY_MODES = {0: "pre-shared key", 1: "raw public key", 2: "certificate", 3: "NoSec",
                   4: "certificate with EST"}  # fmt: skip
 BINDING_LETTERS = frozenset("UQSNT")
-
-Trigger = Callable[[], None]
 
 
 def _set_defined(instance: ObjectInstance, values: dict[int, ResourceData]) -> None:
@@ -58,8 +59,28 @@ def build_security_instance(catalog: Catalog, iid: int, server: ServerConfig) ->
     return inst
 
 
+def build_bootstrap_security_instance(
+    catalog: Catalog, iid: int, bootstrap: BootstrapConfig
+) -> ObjectInstance:
+    """The /0 instance of the Bootstrap-Server account (/0/x/1 true, no Short Server ID)."""
+    inst = build_security_instance(catalog, iid, bootstrap.server)
+    inst.set(1, True)
+    inst.remove(10)
+    _set_defined(inst, {11: bootstrap.hold_off, 12: bootstrap.account_timeout})
+    return inst
+
+
 def _present(instance: ObjectInstance, rid: int) -> ResourceData | None:
-    return instance.read(rid) if instance.has(rid) else None
+    try:
+        return instance.read(rid) if instance.has(rid) else None
+    except Exception:
+        return None
+
+
+def short_server_id(instance: ObjectInstance) -> int | None:
+    """/1/x/0 of a Server instance (or /0/x/10 of a Security instance); None when unset."""
+    value = _present(instance, 10 if instance.oid == SECURITY_OID else 0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def security_instance(tree: ObjectTree, ssid: int) -> ObjectInstance | None:
@@ -76,16 +97,21 @@ def security_mode(instance: ObjectInstance) -> int:
     return mode if isinstance(mode, int) and not isinstance(mode, bool) else SECURITY_MODE_NOSEC
 
 
-def psk_credentials(tree: ObjectTree, ssid: int) -> PskCredentials:
-    """PSK identity (/0/x/3) and key (/0/x/5) of server ``ssid``, read now.
+def bootstrap_security_instance(tree: ObjectTree) -> ObjectInstance | None:
+    """The Bootstrap-Server account's /0 instance (/0/x/1 true), lowest iid first."""
+    return next((i for i in tree.instances(SECURITY_OID) if _present(i, 1) is True), None)
+
+
+def psk_credentials(tree: ObjectTree, ssid: int | None) -> PskCredentials:
+    """PSK identity (/0/x/3) and key (/0/x/5) of server ``ssid`` (None: the Bootstrap-Server), read now.
 
     LookupError when there is no Security instance for ``ssid``; ValueError
     when it is not in PSK mode or identity or key are unusable. Messages
     never include the key.
     """
-    instance = security_instance(tree, ssid)
+    instance = bootstrap_security_instance(tree) if ssid is None else security_instance(tree, ssid)
     if instance is None:
-        raise LookupError(f"no Security (/0) instance for server {ssid}")
+        raise LookupError(f"no Security (/0) instance for server {'bootstrap' if ssid is None else ssid}")
     mode = security_mode(instance)
     if mode != SECURITY_MODE_PSK:
         name = SECURITY_MODES.get(mode, "unknown")
@@ -116,15 +142,42 @@ def _check_period(data: ResourceData) -> None:
         raise BadRequest("a period must be a non-negative number of seconds")
 
 
+SsidAction = Callable[[int], Awaitable[None] | None]
+
+
+def attach_server_handlers(
+    inst: ObjectInstance, *, update_trigger: SsidAction, disable: SsidAction | None = None
+) -> None:
+    """Value checks and Execute handlers of a /1 instance, wherever it came from.
+
+    Executing /1/x/8 calls ``update_trigger(ssid)``, /1/x/4 ``disable(ssid)``,
+    with the ssid read from /1/x/0 at the time of the Execute.
+    """
+
+    def ssid() -> int:
+        value = short_server_id(inst)
+        if value is None:
+            raise BadRequest(f"{inst.path} has no Short Server ID")
+        return value
+
+    inst.handle(1, write=_check_lifetime)
+    inst.handle(2, write=_check_period)
+    inst.handle(3, write=_check_period)
+    inst.handle(7, write=_check_binding)
+    inst.handle(8, execute=lambda _args: update_trigger(ssid()))
+    if disable is not None and inst.definition.resource(4) is not None:
+        inst.handle(4, execute=lambda _args: disable(ssid()))
+
+
 def build_server_instance(
     catalog: Catalog,
     iid: int,
     server: ServerConfig,
     *,
-    update_trigger: Trigger,
-    disable: Callable[[int], Awaitable[None] | None] | None = None,
+    update_trigger: SsidAction,
+    disable: SsidAction | None = None,
 ) -> ObjectInstance:
-    """The /1 instance for ``server``; executing /1/x/8 calls ``update_trigger``."""
+    """The /1 instance for ``server``, with :func:`attach_server_handlers`."""
     definition = catalog.get(1)
     assert definition is not None
     inst = ObjectInstance(definition, iid)
@@ -148,14 +201,54 @@ def build_server_instance(
     })
     if server.registration_priority is None:
         inst.remove(13)
-    inst.handle(1, write=_check_lifetime)
-    inst.handle(2, write=_check_period)
-    inst.handle(3, write=_check_period)
-    inst.handle(7, write=_check_binding)
-    inst.handle(8, execute=lambda _args: update_trigger())
-    if disable is not None and definition.resource(4) is not None:
-        inst.handle(4, execute=lambda _args: disable(server.short_id))
+    attach_server_handlers(inst, update_trigger=update_trigger, disable=disable)
     return inst
+
+
+_SERVER_RESOURCE_FIELDS: dict[int, str] = {
+    1: "lifetime", 2: "default_pmin", 3: "default_pmax", 5: "disable_timeout",
+    6: "notification_storing", 7: "binding", 13: "registration_priority",
+    14: "initial_registration_delay", 15: "registration_failure_block",
+    16: "bootstrap_on_registration_failure", 17: "communication_retry_count",
+    18: "communication_retry_timer", 19: "sequence_delay_timer", 20: "sequence_retry_count",
+    21: "trigger",
+}  # fmt: skip
+"""/1 resources mirrored into the derived ServerConfig (the instance stays the live truth)."""
+
+
+def server_config_from_instances(
+    security: ObjectInstance, server: ObjectInstance, template: ServerConfig | None = None
+) -> ServerConfig:
+    """The account settings a /0 + /1 pair describes, as a ServerConfig.
+
+    URI, security mode, PSK and SMS number come from /0; the /1 values
+    replace the template's (a ``[[server]]`` table with the same short ID, for
+    the settings LwM2M has no resource for: awake window, protocol version,
+    content format). ValueError when /0 has no usable URI or /1 no ssid.
+    """
+    ssid = short_server_id(server)
+    uri = _present(security, 0)
+    if ssid is None or not isinstance(uri, str):
+        raise ValueError(f"{server.path} / {security.path} name no server")
+    psk = security_mode(security) == SECURITY_MODE_PSK
+    identity, key = _present(security, 3), _present(security, 5)
+    sms = _present(security, 9)
+    values: dict[str, object] = {
+        "uri": uri,
+        "short_id": ssid,
+        "security": "psk" if psk else "nosec",
+        "psk_identity": identity.decode(errors="replace") if psk and isinstance(identity, bytes) else None,
+        "psk_key": key if psk and isinstance(key, bytes) else None,
+        "psk_key_file": None,
+        "sms_number": sms if isinstance(sms, str) and sms else None,
+    }
+    for rid, name in _SERVER_RESOURCE_FIELDS.items():
+        data = _present(server, rid)
+        if data is not None and not isinstance(data, dict):
+            values[name] = data
+    if template is None or template.short_id != ssid:
+        return ServerConfig(**values)  # type: ignore[arg-type]
+    return replace(template, **values)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -219,3 +312,8 @@ class ServerAccount:
         except Exception:
             return self.config.registration_failure_block
         return value is True
+
+    def bootstrap_on_failure(self) -> bool:
+        """/1/x/16 Bootstrap on Registration Failure (default true): bootstrap when registering fails."""
+        value = _present(self.server, 16)
+        return value if isinstance(value, bool) else self.config.bootstrap_on_registration_failure

@@ -42,8 +42,8 @@ from aiocoap.interfaces import EndpointAddress, MessageInterface
 from aiocoap.numbers.constants import TransportTuning
 
 from lwm2md.drivers.modem.pdu import Address
-from lwm2md.transport.coap import response_of
 from lwm2md.engine.registration import CoapResponse, Requester, TransportError
+from lwm2md.transport.coap import response_of
 
 LOG = logging.getLogger(__name__)
 
