@@ -216,6 +216,20 @@ class Client:
         self._build_sensors()
         self._build_gpios()
         self._build_modem()
+        self._build_data_objects()
+
+    def _build_data_objects(self) -> None:
+        """Objects from ``objects_dir`` that nothing else builds: plain data servers Create and Delete.
+
+        Only multiple-instance objects; their instances hold what servers write.
+        """
+        builtin = set(Catalog.builtin().oids())
+        for oid in self.catalog.oids():
+            definition = self.catalog.get(oid)
+            if oid in builtin or definition is None or not definition.multiple or self.tree.has_object(oid):
+                continue
+            factory = functools.partial(ObjectInstance, definition)
+            self.tree.add_object(LwM2MObject(definition, factory=factory, deletable=True))
 
     # -- provisioning (/0, /1, /2) and accounts ------------------------------------
 

@@ -250,9 +250,7 @@ def test_extra_objects_load_from_the_objects_dir(tmp_path: Any) -> None:
         async with rig(objects_dir=str(tmp_path)) as r:
             widget = r.client.catalog.get(33999)
             assert widget is not None and widget.resources[0].name == "Level"
-            r.client.tree.add_object(
-                LwM2MObject(widget, factory=lambda iid: ObjectInstance(widget, iid), deletable=True)
-            )
+            assert r.client.tree.has_object(33999), "a DDF object with no driver is a data object"
             # the test server does not know object 33999: hand-made TLV, instance 0 with /0 = 5
             created = await r.server.create(EP, "/33999", bytes.fromhex("0300C10005"), fmt=ContentFormat.TLV)
             assert created.code == "2.01"
