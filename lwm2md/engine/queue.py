@@ -15,11 +15,22 @@ awake window.
 - :class:`QueueController` keeps a policy per server, puts servers to sleep
   when their predicate turns false (a timer on the injected clock), tells
   the injected :class:`QueueTransport` what to close, holds notifications
-  as the observe engine's outbox (``/1/x/6`` Notification Storing: true
-  keeps them all in order, false only the latest per observation, each
-  stamped with the time it was taken) and wakes a server by asking its
+  as the observe engine's outbox and wakes a server by asking its
   registration for an Update. Requests leave through a
   :class:`QueueRequester`, which reopens the transport first.
+
+Notifications are held while their server sleeps, while its registration
+is not in ``State.REGISTERED`` (an outage: an Update failed and it registers
+again; Disable; failed), when the transport refuses them, and while earlier
+ones still wait, so that a server gets everything in the order it was
+produced. ``/1/x/6`` Notification Storing true keeps them all, false only
+the latest per observation; each is stamped with the time it was taken and
+kept in a :class:`~lwm2md.engine.notification_store.NotificationStore` (on
+disk when the controller is given one), bounded per server. After a
+successful Register or Update they go out oldest first: through the
+observation when it is still active, else (the observation ended, or the
+entry was restored from disk after a restart) through ``send_orphans``, the
+daemon's LwM2M Send.
 
 A server wakes for a notification the observe engine emits (a change after
 pmin, pmax), the registration's Update timer or any Update request
@@ -32,11 +43,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
 from lwm2md.engine.clock import Clock, TimerHandle
+from lwm2md.engine.notification_store import NotificationStore, StoredNotification
 from lwm2md.engine.observe import Observation, ObserveEngine
 from lwm2md.engine.registration import (
     CHANGED,
@@ -56,9 +68,19 @@ ACK_RANDOM_FACTOR = 1.5  # RFC 7252 4.8
 RECHECK = 1.0
 """Seconds between checks while only unacknowledged confirmable messages keep a server online."""
 MAX_HELD = 1000
-"""Held notifications per server; beyond it the oldest is dropped (with a warning)."""
+"""Held notifications per server without a store of the daemon's; beyond it the oldest is dropped."""
+ORPHAN_BATCH = 32
+"""Most held notifications handed to ``send_orphans`` in one call."""
 
 Result = list[Record] | Lwm2mError
+SendOrphans = Callable[[int, list[Record]], Awaitable[bool]]
+"""``send_orphans(ssid, records)``: deliver notifications whose observation is gone (an LwM2M Send).
+
+``records`` are those of one or more notifications, in order, with their
+timestamps. True: delivered; False: refused or impossible (they are
+dropped); TransportError: not now (they are kept for the next Register or
+Update).
+"""
 
 
 def max_transmit_wait(ack_timeout: float, max_retransmit: int) -> float:
@@ -139,11 +161,17 @@ class QueuePolicy:
 
 
 class Held(NamedTuple):
-    """A notification waiting for its server to wake."""
+    """A notification waiting for its server.
 
-    obs: Observation
+    ``obs`` is None for one restored from disk (its observation is from an
+    earlier run); ``key`` is its entry in the store (None for an error
+    result, which is kept in memory only).
+    """
+
+    obs: Observation | None
     result: Result
     confirmable: bool
+    key: int | None = None
 
 
 @dataclass(eq=False)
@@ -156,8 +184,12 @@ class _Server:
     asleep: bool = False
     registering: int = 0  # Register / Update requests under way
     held: deque[Held] = field(default_factory=deque)
+    sending: list[Held] = field(default_factory=list)
+    """Held notifications handed to ``send_orphans``, not answered yet (they come before ``held``)."""
+    flush_task: asyncio.Task[None] | None = None
+    orphans_dropped: int = 0
+    outage_logged: bool = False
     waiters: list[asyncio.Future[bool]] = field(default_factory=list)
-    overflowed: bool = False
 
     @property
     def ssid(self) -> int:
@@ -204,21 +236,33 @@ class QueueRequester(Requester):
 
 
 class QueueController:
-    """Queue mode for every server of the client.
+    """Queue mode, and notification holding, for every server of the client.
 
     Installs itself as ``observe``'s outbox. :meth:`attach` puts a server's
     registration under it; :meth:`serving` is the endpoint's hook for the
-    server's requests; :meth:`close` undoes it all (held notifications are
-    dropped).
+    server's requests; :meth:`close` undoes it all. Held notifications live
+    in ``store`` (None: in memory, at most :data:`MAX_HELD` per server; a
+    store with a directory keeps them on disk across restarts); those whose
+    observation is gone go to ``send_orphans`` (see :data:`SendOrphans`;
+    None: they are dropped with a log line).
     """
 
     def __init__(
-        self, clock: Clock, transport: QueueTransport, observe: ObserveEngine, *, recheck: float = RECHECK
+        self,
+        clock: Clock,
+        transport: QueueTransport,
+        observe: ObserveEngine,
+        *,
+        recheck: float = RECHECK,
+        store: NotificationStore | None = None,
+        send_orphans: SendOrphans | None = None,
     ) -> None:
         self.clock = clock
         self.transport = transport
         self.observe = observe
         self.recheck = recheck
+        self.store = store if store is not None else NotificationStore(None, MAX_HELD)
+        self.send_orphans = send_orphans
         self._servers: dict[int, _Server] = {}
         self._timer: TimerHandle | None = None
         self._timer_at: float | None = None
@@ -237,11 +281,22 @@ class QueueController:
     ) -> QueueRequester:
         """Put server ``ssid`` under queue mode; its registration's requester is wrapped (and returned).
 
-        A server attached again (re-registration) starts afresh; what was held for it is dropped.
+        What the store holds for ``ssid`` (from an earlier run) is delivered
+        after the first successful Register or Update, through
+        ``send_orphans``. A server attached again keeps what was held for it.
         """
-        self.detach(ssid)
+        previous = self._servers.pop(ssid, None)
+        if previous is not None:
+            held = deque(h for h in self._release(previous) if self._still_stored(ssid, h))
+            self._resolve(previous, False)
+            self._reconsider()
+        else:
+            held = deque(Held(None, list(e.records), e.confirmable, e.seq) for e in self.store.entries(ssid))
+            if held:
+                LOG.info("server %d: %d stored notification(s) from an earlier run, sent once registered",
+                         ssid, len(held))  # fmt: skip
         policy = QueuePolicy(ssid, queue_mode, window, lambda: self.transport.unacknowledged(ssid))
-        self._servers[ssid] = _Server(policy, registration, storing)
+        self._servers[ssid] = _Server(policy, registration, storing, held=held)
         inner = registration.requester
         if isinstance(inner, QueueRequester):
             inner = inner.inner
@@ -250,12 +305,14 @@ class QueueController:
         return wrapped
 
     def detach(self, ssid: int) -> None:
-        """Forget server ``ssid`` (removed, or attached again); held notifications are dropped."""
+        """Forget server ``ssid`` (removed): what was held or stored for it is dropped."""
         server = self._servers.pop(ssid, None)
         if server is None:
             return
-        if server.held:
-            LOG.info("server %d: %d held notification(s) dropped", ssid, len(server.held))
+        held = self._release(server)
+        dropped = max(len(held), self.store.clear(ssid))
+        if dropped:
+            LOG.info("server %d: %d held notification(s) dropped", ssid, dropped)
         self._resolve(server, False)
         self._reconsider()
 
@@ -269,19 +326,39 @@ class QueueController:
         return server is not None and server.asleep
 
     def held(self, ssid: int) -> list[Held]:
-        """The notifications held for server ``ssid``, oldest first."""
+        """The notifications held for server ``ssid`` (those being sent included), oldest first."""
         server = self._servers.get(ssid)
-        return list(server.held) if server is not None else []
+        return [*server.sending, *server.held] if server is not None else []
 
     def close(self) -> None:
-        """Stop the timer, detach every server, give the observe engine its direct emits back."""
+        """Stop the timer, detach every server, give the observe engine its direct emits back.
+
+        Held notifications stay in a persistent store for the next start;
+        those only in memory are dropped (with a log line).
+        """
         self._cancel_timer()
         for ssid in list(self._servers):
             server = self._servers.pop(ssid)
-            if server.held:
-                LOG.info("server %d: %d held notification(s) dropped at stop", ssid, len(server.held))
+            held = self._release(server)
+            kept = self.store.count(ssid) if self.store.persistent else 0
+            dropped = sum(1 for h in held if h.key is None or not self.store.persistent)
+            if kept:
+                LOG.info("server %d: %d held notification(s) kept in %s for the next start", ssid, kept,
+                         self.store.path(ssid))  # fmt: skip
+            if dropped:
+                LOG.info("server %d: %d held notification(s) dropped at stop", ssid, dropped)
             self._resolve(server, False)
         self.observe.set_outbox(None)
+
+    @staticmethod
+    def _release(server: _Server) -> deque[Held]:
+        """Stop ``server``'s delivery; what it held (those being sent first), oldest first."""
+        if server.flush_task is not None:
+            server.flush_task.cancel()
+            server.flush_task = None
+        held = deque([*server.sending, *server.held])
+        server.sending, server.held = [], deque()
+        return held
 
     # -- waking -------------------------------------------------------------------
 
@@ -362,7 +439,8 @@ class QueueController:
             if server.asleep:
                 LOG.debug("server %d: awake", server.ssid)
             server.asleep = False
-            self._flush(server)
+            server.outage_logged = False
+            self._flush(server, registered=True)
         self._resolve(server, ok)
 
     @staticmethod
@@ -396,49 +474,114 @@ class QueueController:
     # -- notifications ------------------------------------------------------------
 
     def deliver(self, obs: Observation, result: Result, confirmable: bool) -> None:
-        """The observe engine's outbox: send now, or hold while the server sleeps (and wake it)."""
+        """The observe engine's outbox: send now, or hold (and wake the server when it sleeps).
+
+        Held while the server sleeps, while its registration is not in
+        ``State.REGISTERED`` (sent after the next successful Register), while
+        earlier notifications still wait or are being sent, and when the
+        transport refuses it (TransportError); a server that is not attached
+        gets it directly.
+        """
         server = self._servers.get(obs.ssid)
-        if server is not None and server.asleep:
-            self._hold(server, Held(obs, result, confirmable))
-            self.wake(obs.ssid, f"notification for {_target(obs)}")
+        if server is None:
+            obs.emit(obs, result, confirmable)
+            return
+        why = f"notification for {_target(obs)}"
+        if server.asleep:
+            self._hold(server, obs, result, confirmable)
+            self.wake(obs.ssid, why)
+            return
+        if not self._registered(server):
+            if not server.outage_logged:
+                LOG.info("server %d: %s; holding notifications until it is registered again", obs.ssid,
+                         server.registration.state.value)  # fmt: skip
+                server.outage_logged = True
+            self._hold(server, obs, result, confirmable)
+            return
+        if server.held or server.flush_task is not None:
+            self._hold(server, obs, result, confirmable)  # behind what waits already
+            self._flush(server)
+            if server.held and server.flush_task is None:
+                self.wake(obs.ssid, why)  # the transport refused the oldest: an Update first
+            self._reconsider()
             return
         try:
             obs.emit(obs, result, confirmable)
         except TransportError as exc:
-            if server is None:
-                raise
             LOG.debug("server %d: %s; held", obs.ssid, exc)
-            self._hold(server, Held(obs, result, confirmable))
-            self.wake(obs.ssid, f"notification for {_target(obs)}")
+            self._hold(server, obs, result, confirmable)
+            self.wake(obs.ssid, why)
             return
-        if server is not None:
-            server.policy.touch(self.clock.now())
-            self._reconsider()
+        server.policy.touch(self.clock.now())
+        self._reconsider()
 
-    def _hold(self, server: _Server, item: Held) -> None:
-        if isinstance(item.result, list):
-            wall = self.clock.wall()
-            stamped = [r if r.time is not None else replace(r, time=wall) for r in item.result]
-            item = item._replace(result=stamped)
+    def _hold(self, server: _Server, obs: Observation, result: Result, confirmable: bool) -> None:
+        """Keep a notification (records stamped with the time now) after those already held."""
         if not server.storing():
-            server.held = deque(h for h in server.held if h.obs is not item.obs)
-        server.held.append(item)
-        if len(server.held) > MAX_HELD:
-            server.held.popleft()
-            if not server.overflowed:
-                LOG.warning("server %d: more than %d notifications held; dropping the oldest",
-                            server.ssid, MAX_HELD)  # fmt: skip
-            server.overflowed = True
-        LOG.debug("server %d: notification for %s held (%d held)", server.ssid, _target(item.obs),
-                  len(server.held))  # fmt: skip
+            stale = [h for h in server.held if h.obs is obs]
+            if stale:
+                server.held = deque(h for h in server.held if h.obs is not obs)
+                self._forget(server, stale)
+        key: int | None = None
+        if isinstance(result, list):
+            wall = self.clock.wall()
+            result = [r if r.time is not None else replace(r, time=wall) for r in result]
+            entry = StoredNotification(server.ssid, obs.ident, _target(obs), tuple(result), confirmable, wall)
+            added = self.store.add(entry)
+            key = added.seq
+            if added.dropped:
+                gone = set(added.dropped)
+                server.held = deque(h for h in server.held if h.key not in gone)
+        server.held.append(Held(obs, result, confirmable, key))
+        LOG.debug("server %d: notification for %s held (%d held)", server.ssid, _target(obs),
+                  len(server.held) + len(server.sending))  # fmt: skip
 
-    def _flush(self, server: _Server) -> None:
-        """Send what was held, oldest first, while the server is awake and the transport takes it."""
-        sent = 0
-        while server.held and not server.asleep:
-            item = server.held.popleft()
-            if isinstance(item.result, list) and not self.observe.is_active(item.obs):
-                continue  # the observation ended meanwhile
+    @staticmethod
+    def _registered(server: _Server) -> bool:
+        return server.registration.state is State.REGISTERED
+
+    def _deliverable(self, server: _Server) -> bool:
+        """Registered, and no Register or Update under way (its success flushes)."""
+        return self._registered(server) and not server.registering
+
+    def _orphan(self, item: Held) -> bool:
+        """True for records whose observation is gone (ended, or from an earlier run)."""
+        if item.obs is None:
+            return True
+        return isinstance(item.result, list) and not self.observe.is_active(item.obs)
+
+    def _still_stored(self, ssid: int, item: Held) -> bool:
+        return item.key is None or self.store.contains(ssid, item.key)
+
+    def _flush(self, server: _Server, *, registered: bool = False) -> None:
+        """Send what is held, oldest first, while the server is awake and registered.
+
+        ``registered``: a Register or Update just succeeded (the registration's
+        state may not say so yet); otherwise nothing goes while one is under
+        way. Notifications of active observations go out through
+        ``obs.emit``; a run of orphans goes to ``send_orphans`` in a task,
+        after which the flush goes on. A TransportError stops it with the
+        rest still held.
+        """
+        if server.flush_task is not None:
+            return
+        delivered: list[Held] = []
+        while server.held and not server.asleep and (registered or self._deliverable(server)):
+            item = server.held[0]
+            if self._orphan(item):
+                batch: list[Held] = []
+                while server.held and len(batch) < ORPHAN_BATCH and self._orphan(server.held[0]):
+                    batch.append(server.held.popleft())
+                if self.send_orphans is None:
+                    self._drop_orphans(server, batch)
+                    continue
+                server.sending = batch
+                server.flush_task = asyncio.get_running_loop().create_task(
+                    self._send_orphans(server, self.send_orphans), name=f"stored notifications {server.ssid}"
+                )
+                break
+            server.held.popleft()
+            assert item.obs is not None
             try:
                 item.obs.emit(item.obs, item.result, item.confirmable)
             except TransportError as exc:
@@ -448,12 +591,59 @@ class QueueController:
             except Exception:
                 LOG.exception("server %d: sending a held notification for %s failed", server.ssid,
                               _target(item.obs))  # fmt: skip
+                self._forget(server, [item])
                 continue
-            sent += 1
-        if sent:
-            server.overflowed = False
-            server.policy.touch(self.clock.now())
-            LOG.debug("server %d: %d held notification(s) sent", server.ssid, sent)
+            delivered.append(item)
+        self._delivered(server, delivered)
+        if server.flush_task is None and server.orphans_dropped:
+            LOG.warning("server %d: %d held notification(s) of ended observations dropped (not sent as "
+                        "a Send)", server.ssid, server.orphans_dropped)  # fmt: skip
+            server.orphans_dropped = 0
+
+    async def _send_orphans(self, server: _Server, send: SendOrphans) -> None:
+        """Hand ``server.sending`` to ``send``; then go on with the flush."""
+        records = [r for item in server.sending if isinstance(item.result, list) for r in item.result]
+        try:
+            ok = await send(server.ssid, records)
+        except TransportError as exc:
+            LOG.info("server %d: %d held notification(s) not sent yet: %s", server.ssid,
+                     len(server.sending), exc)  # fmt: skip
+            batch = [h for h in server.sending if self._still_stored(server.ssid, h)]
+            server.held.extendleft(reversed(batch))
+            server.sending, server.flush_task = [], None
+            return
+        except Exception:
+            LOG.exception("server %d: sending held notifications of ended observations failed", server.ssid)
+            ok = False
+        batch, server.sending, server.flush_task = server.sending, [], None
+        if ok:
+            self._delivered(server, batch)
+        else:
+            self._drop_orphans(server, batch)
+        if self._servers.get(server.ssid) is server:
+            self._flush(server)
+            self._reconsider()
+
+    def _drop_orphans(self, server: _Server, batch: list[Held]) -> None:
+        """Give up on ``batch`` (no ``send_orphans``, or it said False); counted for one log line."""
+        self._forget(server, batch)
+        server.orphans_dropped += len(batch)
+
+    def _forget(self, server: _Server, items: Sequence[Held]) -> None:
+        self.store.remove(server.ssid, [h.key for h in items if h.key is not None])
+
+    def _delivered(self, server: _Server, items: Sequence[Held]) -> None:
+        """``items`` reached the server: out of the store, a new awake window, a log line."""
+        if not items:
+            return
+        self._forget(server, items)
+        server.policy.touch(self.clock.now())
+        dropped = self.store.take_dropped(server.ssid)
+        if dropped:
+            LOG.info("server %d: %d held notification(s) sent; %d older one(s) had been dropped (more "
+                     "than %d held)", server.ssid, len(items), dropped, self.store.limit)  # fmt: skip
+        else:
+            LOG.debug("server %d: %d held notification(s) sent", server.ssid, len(items))
 
     # -- sleeping -------------------------------------------------------------------
 

@@ -529,8 +529,8 @@ def test_a_request_from_a_sleeping_server_wakes_it_without_an_update(env: Env) -
     assert "update" not in env.log
 
 
-def test_held_notifications_are_bounded(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(queue_module, "MAX_HELD", 3)
+def test_held_notifications_are_bounded(env: Env) -> None:
+    env.queue.store.limit = 3
 
     async def scenario() -> None:
         await registered(env)
