@@ -217,6 +217,19 @@ class Client:
         self._build_gpios()
         self._build_modem()
         self._build_data_objects()
+        self._preserve_built_objects()
+
+    def _preserve_built_objects(self) -> None:
+        """Bootstrap-Delete leaves what the daemon builds from hardware and the configuration alone.
+
+        A Bootstrap-Delete of ``/`` would otherwise take the gateway's sensors,
+        GPIOs and modem objects away until the next restart; only /0-/2 and
+        data objects (those servers may create) are the Bootstrap-Server's to delete.
+        """
+        self.bootstrap.handler.preserve_objects = frozenset(
+            obj.oid for obj in self.tree.objects()
+            if obj.oid not in PROVISIONING_OIDS and obj.factory is None
+        )  # fmt: skip
 
     def _build_data_objects(self) -> None:
         """Objects from ``objects_dir`` that nothing else builds: plain data servers Create and Delete.

@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from lwm2md.engine.bootstrap import (
     FINISH_URI_PATH,
     BootstrapHandler,
-    BootstrapState,
     InstanceMaker,
     SessionTimer,
     hold_off_time,
@@ -69,18 +68,20 @@ class BootstrapService:
         self.tree = tree
         self.clock = clock
         self.timer = SessionTimer(clock, session_timeout)
-        self.finished = asyncio.Event()
+        self.ended = asyncio.Event()
+        """Set when a session ends (Finish accepted or aborted); cleared when an attempt starts."""
         self.handler = BootstrapHandler(
             tree, make_instance=make_instance, preferred_format=preferred_format,
             timer=self.timer, on_finished=self._finished,
         )  # fmt: skip
         self.attempt = BootstrapAttempt(
-            self.handler, connect, endpoint_name, self.finished, pack=pack, preferred_format=preferred_format
+            self.handler, connect, endpoint_name, self.ended, pack=pack, preferred_format=preferred_format
         )
         self.registered = registered
         self.on_finished = on_finished
         self.retry = retry
         self.retry_max = retry_max
+        self._attempting = False
         self._loop: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -102,8 +103,13 @@ class BootstrapService:
         return bootstrap_security_instance(self.tree) is not None
 
     def _finished(self) -> None:
-        self.finished.set()
+        self.ended.set()
         self.on_finished()
+
+    def abort(self, reason: str) -> None:
+        """End an open session without Finish (the configuration before it comes back)."""
+        self.handler.abort(reason)
+        self.ended.set()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -121,7 +127,7 @@ class BootstrapService:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._loop = self._watch = None
-        self.handler.abort("the daemon is stopping")
+        self.abort("the daemon is stopping")
 
     def request(self, reason: str) -> bool:
         """Start a client-initiated bootstrap (no-op when one runs); False without a Bootstrap-Server."""
@@ -141,8 +147,12 @@ class BootstrapService:
             if delay > 0:
                 LOG.info("bootstrap: next attempt in %.0f s", delay)
                 await self.clock.sleep(delay)
-            if await self.attempt.run():
-                return
+            self._attempting = True
+            try:
+                if await self.attempt.run():
+                    return
+            finally:
+                self._attempting = False
             failures += 1
             delay = min(self.retry_max, self.retry * 2 ** (failures - 1))
 
@@ -150,20 +160,17 @@ class BootstrapService:
         while True:
             await self.timer.wait_expired()
             self.timer.stop()
-            if self.session_open and not self.running:
-                self.handler.abort("no message from the Bootstrap-Server before the session timeout")
+            if self.session_open:
+                self.abort(f"no message from the Bootstrap-Server for {self.timer.timeout:.0f} s")
 
     # -- serving -------------------------------------------------------------------
 
     async def serve(self, req: InboundRequest) -> Outcome:
         """Serve one request from the Bootstrap-Server (raises Lwm2mError on refusal)."""
-        if not (self.session_open or self.running) and self.registered():
+        if not (self.session_open or self._attempting) and self.registered():
             raise Unauthorized("registered with a server: no bootstrap session is open")
         if req.uri_path == FINISH_URI_PATH and req.method == "POST":
             return self.handler.finish()
         if req.uri_path:
             raise NotFound(f"/{'/'.join(req.uri_path)} is not a bootstrap resource")
-        outcome = await self.handler.handle(req)
-        if self.handler.state is BootstrapState.BOOTSTRAPPING:
-            self.finished.clear()
-        return outcome
+        return await self.handler.handle(req)

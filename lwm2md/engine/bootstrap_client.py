@@ -10,12 +10,12 @@ through the CoAP endpoint meanwhile. An attempt:
    else falls back to the Bootstrap-Request;
 2. opens the handler's session (the before-image of /0-/2), sends the
    Bootstrap-Request (POST /bs?ep=...&pct=...) and needs 2.04;
-3. waits for the Bootstrap-Finish the handler accepts, at most until the
-   handler's session timer expires (every message from the server pushes it back).
+3. waits until the session ends: a Bootstrap-Finish the handler accepts,
+   or the caller's abort (its session timer expired).
 
-A failed or timed-out attempt aborts the session, which restores the
-configuration in force before it. No retries here: the caller decides when
-to try again.
+A failed attempt aborts the session, which restores the configuration in
+force before it. No retries and no timer here: the caller decides when to
+give up and when to try again.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ class BootstrapAttempt:
     """One client-initiated bootstrap; :meth:`run` returns True once Finish was accepted.
 
     ``requester()`` connects to the Bootstrap-Server (None: not reachable
-    now, logged by it). ``finished`` must be set by the daemon's
-    ``on_finished`` listener of ``handler`` (a Finish can arrive before the
-    answer to the Bootstrap-Request does).
+    now, logged by it). ``ended`` must be set by the caller when
+    the session ends: from ``handler``'s ``on_finished`` listener (a Finish
+    can arrive before the answer to the Bootstrap-Request does) and after it
+    aborts the session.
     """
 
     def __init__(
@@ -54,7 +55,7 @@ class BootstrapAttempt:
         handler: BootstrapHandler,
         requester: Callable[[], Awaitable[Requester | None]],
         endpoint: str,
-        finished: asyncio.Event,
+        ended: asyncio.Event,
         *,
         pack: bool = False,
         preferred_format: int | None = ContentFormat.SENML_CBOR,
@@ -62,7 +63,7 @@ class BootstrapAttempt:
         self.handler = handler
         self.requester = requester
         self.endpoint = endpoint
-        self.finished = finished
+        self.ended = ended
         self.pack = pack
         self.preferred_format = preferred_format
 
@@ -71,7 +72,7 @@ class BootstrapAttempt:
         requester = await self.requester()
         if requester is None:
             return False
-        self.finished.clear()
+        self.ended.clear()
         if self.pack and await self._pack(requester):
             return True
         self.handler.begin()
@@ -81,27 +82,12 @@ class BootstrapAttempt:
         except TransportError as exc:
             self.handler.abort(f"Bootstrap-Request not answered: {exc}")
             return False
-        if response.code != CHANGED and not self.finished.is_set():
+        if response.code != CHANGED and not self.ended.is_set():
             self.handler.abort(f"Bootstrap-Request answered {response.dotted}")
             return False
         LOG.info("bootstrap: request accepted, waiting for the Bootstrap-Server")
-        return await self._wait_finished()
-
-    async def _wait_finished(self) -> bool:
-        timer = self.handler.timer
-        finished = asyncio.ensure_future(self.finished.wait())
-        expired = asyncio.ensure_future(timer.wait_expired()) if timer is not None else None
-        waits = {finished} | ({expired} if expired is not None else set())
-        try:
-            while self.handler.state is BootstrapState.BOOTSTRAPPING and not self.finished.is_set():
-                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if expired in done:
-                    self.handler.abort("the Bootstrap-Server went quiet before Finish")
-                    break
-        finally:
-            for task in waits:
-                task.cancel()
-        return self.finished.is_set() and self.handler.state is BootstrapState.FINISHED
+        await self.ended.wait()
+        return self.handler.state is BootstrapState.FINISHED
 
     async def _pack(self, requester: Requester) -> bool:
         """Ask for a Bootstrap-Pack; True when it was applied (the bootstrap is done)."""
