@@ -181,11 +181,19 @@ async def _reload_loop(
 
 
 def reset_state(state_dir: str) -> int:
-    """Delete the state files under ``state_dir``; the config file's values apply at next start."""
-    from lwm2md.persist import StateFile
-    from lwm2md.state import FILE_NAME
+    """Delete the state files under ``state_dir``; the config file's values apply at next start.
 
-    StateFile(state_dir, FILE_NAME).remove()
+    Written values, stored registrations and the provisioning (bootstrap or
+    server changes to /0-/2) go; the daemon then starts from the factory
+    configuration and bootstraps again if it has only a ``[bootstrap]`` table.
+    """
+    from lwm2md.persist import StateFile
+    from lwm2md.provisioning import FILE_NAME as PROVISIONED
+    from lwm2md.state import FILE_NAME as WRITTEN
+    from lwm2md.state import REGISTRATIONS_FILE
+
+    for name in (WRITTEN, REGISTRATIONS_FILE, PROVISIONED):
+        StateFile(state_dir, name).remove()
     print(f"{state_dir}: stored state removed; restart lwm2md to apply the configuration file")
     return 0
 

@@ -165,11 +165,14 @@ def test_without_hardware_each_table_fails_alone_and_the_device_registers(tmp_pa
 
 
 def test_reset_state_removes_stored_values(tmp_path: Path) -> None:
-    stored = tmp_path / "written.json"
-    stored.write_text('{"version": 1, "content": {"values": {}}}')
+    names = ("written.json", "registrations.json", "provisioned.json")
+    for name in names:
+        (tmp_path / name).write_text('{"version": 1, "content": {}}')
+    (tmp_path / "unrelated").write_text("kept")
     result = lwm2md("reset-state", "--config", str(EXAMPLE), "--state-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert not stored.exists()
+    assert not any((tmp_path / name).exists() for name in names)
+    assert (tmp_path / "unrelated").exists()
 
 
 def test_factory_reset_forgets_state_deregisters_and_exits_for_a_restart(tmp_path: Path) -> None:
