@@ -1,12 +1,13 @@
 """``lwm2md demo``: the test server plus a real daemon process with simulated hardware.
 
-The demo starts the in-repo LwM2M test server on a free loopback port,
-writes the embedded demo configuration (simulated BME280-like temperature
-and humidity sensors) pointing at it, and runs ``lwm2md run --simulate`` as a
-child process. Then it acts as the server operator: waits for the
-registration, reads /3/0, writes attributes and observes the temperature,
-prints the notifications, and finally stops the daemon (SIGTERM), which
-De-registers.
+The demo starts the in-repo Bootstrap-Server and LwM2M test server on free
+loopback ports, writes the embedded demo configuration (simulated BME280
+sensor, a GPIO output) with only a ``[bootstrap]`` table, and runs
+``lwm2md run --simulate`` as a child process. The daemon bootstraps: the
+Bootstrap-Server writes the test server's account into /0 and /1. Then the
+demo acts as the server operator: waits for the registration, reads /3/0,
+writes attributes and observes the temperature, prints the notifications,
+and finally stops the daemon (SIGTERM), which De-registers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TypeVar
 
 from lwm2md.codec import ContentFormat
 from lwm2md.model.types import Record
+from lwm2md.testing.bootstrap import BootstrapServer, ServerAccountSpec
 from lwm2md.testing.server import TestServer
 
 T = TypeVar("T")
@@ -36,11 +38,9 @@ endpoint = "{endpoint}"
 manufacturer = "lwm2md demo"
 model = "simulated gateway"
 
-[[server]]
-uri = "{uri}"
-short_id = 1
-lifetime = 60
-binding = "U"
+# No [[server]]: the Bootstrap-Server provides the server account at first start.
+[bootstrap]
+uri = "{bootstrap_uri}"
 
 # A BME280 on I2C bus 1; with --simulate the real driver runs on a simulated bus.
 [[sensor]]
@@ -94,10 +94,13 @@ async def _unless_exits(child: asyncio.subprocess.Process, work: Awaitable[T]) -
 async def run_demo(duration: float = 12.0) -> int:
     """Run the demo; returns 0 when the daemon registered, reported and De-registered."""
     server = await TestServer.start("127.0.0.1", 0, log=lambda line: _say("  server | " + line))
+    bootstrap = await BootstrapServer.start("127.0.0.1", 0, log=lambda line: _say("  bootstrap | " + line))
+    bootstrap.provision(DEMO_ENDPOINT, [ServerAccountSpec(uri=server.uri, ssid=1, lifetime=60)])
     workdir = tempfile.mkdtemp(prefix="lwm2md-demo-")
     config_path = FsPath(workdir) / "lwm2md.toml"
-    config_path.write_text(DEMO_CONFIG.format(endpoint=DEMO_ENDPOINT, uri=server.uri))
-    _say(f"test server listening on {server.uri}; starting the daemon with {config_path}")
+    config_path.write_text(DEMO_CONFIG.format(endpoint=DEMO_ENDPOINT, bootstrap_uri=bootstrap.uri))
+    _say(f"bootstrap server on {bootstrap.uri}, test server on {server.uri}; "
+         f"starting the daemon with {config_path}")  # fmt: skip
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lwm2md", "run", "--simulate", "--config", str(config_path),
         "--state-dir", workdir, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -107,6 +110,8 @@ async def run_demo(duration: float = 12.0) -> int:
     pump = asyncio.get_running_loop().create_task(_pump(child.stderr))
     ok = False
     try:
+        finished = await _unless_exits(child, bootstrap.wait_event("bootstrap-finished", timeout=15))
+        _say(f"bootstrapped: {', '.join(finished.paths)}")
         reg = await _unless_exits(child, server.wait_registered(DEMO_ENDPOINT, timeout=15))
         _say(f"registered: {reg.endpoint} lifetime={reg.lifetime}s objects={' '.join(reg.objects)}")
         device = await server.read(DEMO_ENDPOINT, "/3/0")
@@ -145,5 +150,6 @@ async def run_demo(duration: float = 12.0) -> int:
             await asyncio.wait_for(pump, 2)
         deregistered = DEMO_ENDPOINT not in server.registrations
         await server.stop()
+        await bootstrap.stop()
     _say(f"daemon exited with {child.returncode}; de-registered: {'yes' if deregistered else 'no'}")
     return 0 if ok and deregistered and child.returncode == 0 else 1
