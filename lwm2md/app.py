@@ -71,7 +71,7 @@ from lwm2md.provisioning import (
     factory_security_instances,
     instances_from,
 )
-from lwm2md.state import RegistrationStore, WrittenValues
+from lwm2md.state import RegistrationStore, StoredAttributes, WrittenValues
 from lwm2md.transport.coap import CoapEndpoint, resolve_peer
 from lwm2md.transport.sms import SmsBinding
 
@@ -188,6 +188,9 @@ class Client:
         self._build_tree()
         self.written = WrittenValues(self.dm, config.state_dir)
         self.stored_registrations = RegistrationStore(config.state_dir)
+        self.stored_attributes = StoredAttributes(self.attributes, config.state_dir)
+        if self.stored_attributes.restore():
+            LOG.info("restored notification attributes from %s", self.stored_attributes.file.path)
         restored = self.written.restore()
         if restored:
             LOG.info("restored %d server-written value(s) from %s", restored, self.written.file.path)
@@ -559,6 +562,7 @@ class Client:
         self.written.forget()
         self.stored_registrations.clear()
         self.provisioned.forget()
+        self.stored_attributes.forget()
         LOG.warning("factory reset: stored state removed, restarting from the configuration")
         if self.on_restart is not None:
             self.on_restart()
@@ -624,6 +628,7 @@ class Client:
     async def start(self) -> None:
         """Bind the endpoint and start registrations, sampling and Send."""
         self.written.attach()
+        self.stored_attributes.attach()
         ep_cfg = self.config.endpoint
         await self.endpoint.start(ep_cfg.bind_address, ep_cfg.local_port)
         LOG.info("CoAP endpoint bound on port %d", self.endpoint.local_port)

@@ -189,10 +189,10 @@ def reset_state(state_dir: str) -> int:
     """
     from lwm2md.persist import StateFile
     from lwm2md.provisioning import FILE_NAME as PROVISIONED
+    from lwm2md.state import ATTRIBUTES_FILE, REGISTRATIONS_FILE
     from lwm2md.state import FILE_NAME as WRITTEN
-    from lwm2md.state import REGISTRATIONS_FILE
 
-    for name in (WRITTEN, REGISTRATIONS_FILE, PROVISIONED):
+    for name in (WRITTEN, REGISTRATIONS_FILE, PROVISIONED, ATTRIBUTES_FILE):
         StateFile(state_dir, name).remove()
     print(f"{state_dir}: stored state removed; restart lwm2md to apply the configuration file")
     return 0

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from lwm2md.engine.attributes import AttributeStore
 from lwm2md.engine.dm import DeviceManagement, check_value
 from lwm2md.errors import Lwm2mError
 from lwm2md.model.path import Path
@@ -177,3 +178,48 @@ class RegistrationStore:
             self.file.save({"servers": self._entries})
         except OSError as exc:
             LOG.error("cannot store registrations in %s: %s", self.file.path, exc)
+
+
+ATTRIBUTES_FILE = "attributes.json"
+
+
+class StoredAttributes:
+    """Notification attributes servers attached (Write-Attributes), kept across restarts.
+
+    :meth:`restore` loads them into the store; :meth:`attach` then rewrites
+    the file (atomically) after every change. A corrupt file is kept aside
+    and the servers start without attributes.
+    """
+
+    def __init__(self, attributes: AttributeStore, state_dir: str) -> None:
+        self.attributes = attributes
+        self.file = StateFile(state_dir, ATTRIBUTES_FILE)
+
+    def restore(self) -> int:
+        """Load the stored attributes; returns how many sets were restored."""
+        try:
+            content = self.file.load()
+        except StateError as exc:
+            LOG.error("ignoring stored attributes: %s", exc)
+            return 0
+        if not content:
+            return 0
+        try:
+            return self.attributes.load(content.get("servers", {}))
+        except (ValueError, TypeError, Lwm2mError) as exc:
+            LOG.error("ignoring stored attributes in %s: %s", self.file.path, exc)
+            return 0
+
+    def attach(self) -> None:
+        """Store the attributes after every change from now on."""
+        self.attributes.listeners.append(self._save)
+
+    def forget(self) -> None:
+        """Remove the file (Factory Reset, reset-state)."""
+        self.file.remove()
+
+    def _save(self) -> None:
+        try:
+            self.file.save({"servers": self.attributes.dump()})
+        except OSError as exc:
+            LOG.error("cannot store attributes in %s: %s", self.file.path, exc)

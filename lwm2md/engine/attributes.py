@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields, replace
 from decimal import Decimal
+from typing import Any
 
 from lwm2md.errors import BadRequest
 from lwm2md.model.path import Path
@@ -51,6 +52,10 @@ class Attributes:
     def has_value_conditions(self) -> bool:
         """True when gt, lt or st is set."""
         return self.gt is not None or self.lt is not None or self.st is not None
+
+    def as_dict(self) -> dict[str, float]:
+        """The set fields by name (numbers as they are)."""
+        return {name: getattr(self, name) for name in ATTR_NAMES if getattr(self, name) is not None}
 
     def link_attrs(self) -> dict[str, str]:
         """The set fields as link-format attributes in a fixed order."""
@@ -120,10 +125,49 @@ def parse_query(query: Iterable[str]) -> AttributeUpdate:
 
 
 class AttributeStore:
-    """Attributes attached per (ssid, path)."""
+    """Attributes attached per (ssid, path).
+
+    ``listeners`` are called (no arguments) after every change, for persistence.
+    """
 
     def __init__(self) -> None:
         self._attached: dict[int, dict[Path, Attributes]] = {}
+        self.listeners: list[Callable[[], None]] = []
+
+    def _changed(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+    def dump(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Every attached set as JSON-safe data: {ssid: {path: {name: value}}}."""
+        return {
+            str(ssid): {str(path): attrs.as_dict() for path, attrs in per_path.items()}
+            for ssid, per_path in self._attached.items()
+            if per_path
+        }
+
+    def load(self, data: object) -> int:
+        """Replace everything with what :meth:`dump` produced; returns how many sets.
+
+        ValueError (or TypeError) when ``data`` is malformed; nothing changes then.
+        """
+        if not isinstance(data, dict):
+            raise ValueError("not a table of servers")
+        loaded: dict[int, dict[Path, Attributes]] = {}
+        for ssid_text, per_path in data.items():
+            if not isinstance(per_path, dict):
+                raise ValueError(f"server {ssid_text}: not a table of paths")
+            target = loaded.setdefault(int(ssid_text), {})
+            for path_text, values in per_path.items():
+                if not isinstance(values, dict) or not set(values) <= set(ATTR_NAMES):
+                    raise ValueError(f"{path_text}: unknown attributes")
+                numbers: dict[str, Any] = {
+                    name: (int(v) if name in INT_ATTRS else float(v)) for name, v in values.items()
+                }
+                attrs = Attributes(**numbers)
+                target[Path.parse(path_text)] = attrs
+        self._attached = loaded
+        return sum(len(p) for p in loaded.values())
 
     def attached(self, ssid: int, path: Path) -> Attributes:
         """What is attached exactly at ``path`` for server ``ssid``."""
@@ -152,6 +196,7 @@ class AttributeStore:
             per_server.pop(path, None)
         else:
             per_server[path] = result
+        self._changed()
 
     def effective(self, ssid: int, path: Path, default_pmin: int = 0, default_pmax: int = 0) -> Attributes:
         """The attributes in force at ``path``: inherited from above, server defaults last.
@@ -171,7 +216,9 @@ class AttributeStore:
                 continue
             for path in [p for p in per_path if prefix.contains(p)]:
                 del per_path[path]
+        self._changed()
 
     def forget_server(self, ssid: int) -> None:
         """Drop every attribute server ``ssid`` attached."""
-        self._attached.pop(ssid, None)
+        if self._attached.pop(ssid, None):
+            self._changed()

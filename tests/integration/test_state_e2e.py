@@ -94,3 +94,27 @@ def test_restart_resumes_the_registration_with_an_update() -> None:
             await server.stop()
 
     run(scenario())
+
+
+def test_notification_attributes_come_back_after_restart() -> None:
+    async def scenario() -> None:
+        state_dir = tempfile.mkdtemp(prefix="lwm2md-state-")
+        server = await TestServer.start("127.0.0.1", 0, log=lambda line: None, expiry_interval=None)
+        try:
+            client = await start_client(server, state_dir)
+            written = await server.write_attributes(EP, "/3303/0/5700", pmin=5, pmax=30, gt=25.5)
+            assert written.code == "2.04"
+            path = os.path.join(state_dir, "attributes.json")
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            await client.stop(deregister=False)
+
+            client = Client(make_config(server.uri, state_dir=state_dir), simulate=True, clock=FakeClock())
+            await client.start()
+            await server.wait_event("update", endpoint=EP)  # resumed from the new port
+            found = (await server.discover(EP, "/3303/0/5700")).payload.decode()
+            assert "pmin=5" in found and "pmax=30" in found and "gt=25.5" in found, found
+            await client.stop()
+        finally:
+            await server.stop()
+
+    run(scenario())
