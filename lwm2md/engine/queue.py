@@ -83,6 +83,16 @@ Update).
 """
 
 
+class ObservationLost(TransportError):
+    """Raised by an observation's ``emit`` when its CoAP relation is gone for good.
+
+    For a transport that keeps an observation running in the observe engine
+    after losing its relation (a request to the server timed out), so that
+    what it produces meanwhile is held: the controller then ends the
+    observation and delivers its notifications through ``send_orphans``.
+    """
+
+
 def max_transmit_wait(ack_timeout: float, max_retransmit: int) -> float:
     """RFC 7252 MAX_TRANSMIT_WAIT, the default awake window (93 s with the default parameters)."""
     return ack_timeout * float(2 ** (max_retransmit + 1) - 1) * ACK_RANDOM_FACTOR
@@ -507,6 +517,13 @@ class QueueController:
             return
         try:
             obs.emit(obs, result, confirmable)
+        except ObservationLost:
+            self._lost(obs)
+            if isinstance(result, list):  # a final error response has nowhere to go
+                self._hold(server, obs, result, confirmable)
+                self._flush(server)
+                self._reconsider()
+            return
         except TransportError as exc:
             LOG.debug("server %d: %s; held", obs.ssid, exc)
             self._hold(server, obs, result, confirmable)
@@ -550,6 +567,13 @@ class QueueController:
             return True
         return isinstance(item.result, list) and not self.observe.is_active(item.obs)
 
+    def _lost(self, obs: Observation) -> None:
+        """``obs`` lost its relation (ObservationLost): end it; what it left goes to ``send_orphans``."""
+        if self.observe.is_active(obs):
+            LOG.info("server %d: observation of %s lost; its held notifications go as a Send", obs.ssid,
+                     _target(obs))  # fmt: skip
+            self.observe.stop(obs)
+
     def _still_stored(self, ssid: int, item: Held) -> bool:
         return item.key is None or self.store.contains(ssid, item.key)
 
@@ -584,6 +608,11 @@ class QueueController:
             assert item.obs is not None
             try:
                 item.obs.emit(item.obs, item.result, item.confirmable)
+            except ObservationLost:
+                self._lost(item.obs)
+                if isinstance(item.result, list):
+                    server.held.appendleft(item)  # an orphan now; a final error response has nowhere to go
+                continue
             except TransportError as exc:
                 LOG.debug("server %d: held notification not sent yet: %s", server.ssid, exc)
                 server.held.appendleft(item)

@@ -20,9 +20,10 @@ from lwm2md.engine.attributes import AttributeStore
 from lwm2md.engine.clock import FakeClock
 from lwm2md.engine.dm import DeviceManagement
 from lwm2md.engine.notification_store import NotificationStore
-from lwm2md.engine.observe import ObserveEngine
-from lwm2md.engine.queue import QueueController
+from lwm2md.engine.observe import Observation, ObserveEngine
+from lwm2md.engine.queue import ObservationLost, QueueController
 from lwm2md.engine.registration import CoapResponse, Registration, State, TransportError
+from lwm2md.errors import Lwm2mError, NotFound
 from lwm2md.model.types import Record
 from lwm2md.objects.tree import ObjectTree
 from tests.engine.test_queue import CHANGED, SSID, TEMP, Env, FakeTransport, registered, run
@@ -417,6 +418,71 @@ def test_a_sleeping_queue_mode_server_gets_the_update_first_then_what_was_stored
         await env.clock.advance(0)
         assert env.since(mark) == ["open", "update", "notify 21.0", "notify 22.0"]
         assert rig.stored_values() == []
+        await env.stop()
+
+    run(scenario)
+
+
+def lose(obs: Observation, log: list[str]) -> None:
+    """Make ``obs``'s relation lost, as a transport that keeps it running after a timeout would."""
+
+    def emit(o: Observation, result: list[Record] | Lwm2mError, confirmable: bool) -> None:
+        log.append("emit refused")
+        raise ObservationLost("the relation is gone")
+
+    obs.emit = emit
+
+
+def test_an_observation_whose_relation_was_lost_sends_what_it_held_as_orphans(rig: Rig) -> None:
+    env = rig.env
+
+    async def scenario() -> None:
+        reg = await registered(env, binding="U")
+        obs = env.observe_temp()
+        await rig.outage(reg)
+        lose(obs, env.log)
+        await rig.changes(21.0, 22.0)  # still produced and held while not registered
+        mark = len(env.log)
+        await env.clock.advance(60)
+        assert env.since(mark) == ["register", "emit refused", "send 21.0,22.0"]
+        assert not env.observe.is_active(obs), "ended: the server has to observe again"
+        await rig.changes(23.0)
+        await env.clock.advance(0)
+        assert env.since(mark) == ["register", "emit refused", "send 21.0,22.0"], "nothing more from it"
+        assert rig.stored_values() == []
+        await env.stop()
+
+    run(scenario)
+
+
+def test_a_relation_lost_while_registered_sends_the_notification_as_an_orphan(rig: Rig) -> None:
+    env = rig.env
+
+    async def scenario() -> None:
+        await registered(env, binding="U")
+        obs = env.observe_temp()
+        lose(obs, env.log)
+        mark = len(env.log)
+        await rig.changes(21.0)
+        await env.clock.advance(0)
+        assert env.since(mark) == ["emit refused", "send 21.0"]
+        assert not env.observe.is_active(obs) and rig.stored_values() == []
+        await env.stop()
+
+    run(scenario)
+
+
+def test_a_final_error_response_of_a_lost_relation_is_not_retried_forever(rig: Rig) -> None:
+    env = rig.env
+
+    async def scenario() -> None:
+        await registered(env, binding="U")
+        obs = env.observe_temp()
+        lose(obs, env.log)
+        mark = len(env.log)
+        env.queue.deliver(obs, NotFound("gone"), True)
+        assert env.since(mark) == ["emit refused"]
+        assert env.queue.held(SSID) == []
         await env.stop()
 
     run(scenario)
