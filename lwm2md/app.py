@@ -640,10 +640,11 @@ class Client:
         await self._start_sms_binding()
         self._started = True
         self.bootstrap.start()
+        if self.bootstrap.available():
+            await self._connect_bootstrap()  # its requests are served from now on
         if self.accounts:
             await self._start_accounts(list(self.accounts))
         elif self.bootstrap.available():
-            await self._connect_bootstrap()  # its requests are served from now on
             self.bootstrap.request("no LwM2M server account")
         else:
             LOG.error("no LwM2M server account and no Bootstrap-Server: nothing to register with")

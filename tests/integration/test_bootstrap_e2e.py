@@ -299,3 +299,24 @@ def test_a_corrupt_provisioning_file_falls_back_to_the_configuration() -> None:
             assert client.provisioning_source == "config"
 
     run(scenario())
+
+
+def test_every_registration_failing_leads_to_a_bootstrap() -> None:
+    async def scenario() -> None:
+        async with site() as s:
+            gone = await TestServer.start("127.0.0.1", 0, log=lambda line: None)
+            dead_uri = gone.uri
+            await gone.stop()  # nothing listens there any more: each Register fails at once
+            s.bs.provision(EP, [s.account(0, 8)])
+            config = client_config(
+                s.state_dir, {"uri": s.bs.uri},
+                [{"uri": dead_uri, "short_id": 1, "communication_retry_count": 1, "sequence_retry_count": 1}],
+            )  # fmt: skip
+            client = s.client(config)
+            await client.start()
+            await s.bs.wait_event("bootstrap-finished")
+            await s.servers[0].wait_registered(EP)
+            await registered(client, 8)
+            assert set(client.accounts) == {8}
+
+    run(scenario())
