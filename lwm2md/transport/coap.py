@@ -36,8 +36,10 @@ from typing import Any
 import aiocoap
 from aiocoap import Code, Message
 from aiocoap.blockwise import Block1Spool, Block2Cache
+from aiocoap.error import ConstructionRenderableError
 from aiocoap.messagemanager import MessageManager
 from aiocoap.numbers.constants import TransportTuning
+from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.numbers.types import NON, RST
 from aiocoap.tokenmanager import TokenManager
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
@@ -299,24 +301,194 @@ class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
 
 
 class _Site:
-    """aiocoap server site routing every request to the LwM2M dispatcher."""
+    """aiocoap server site routing every request to the LwM2M dispatcher.
+
+    A request body sent in Block1 blocks (RFC 7959 2.5) is streamed or
+    assembled. At block 0 the endpoint's ``block1_sink`` hook, when it has
+    one, is called with the request as the engine would see it (payload: the
+    first block) and the announced Size1 (or None); it returns None or a
+    sink, or raises Lwm2mError to refuse. A sink gets every block's payload
+    in order through ``write(bytes)`` (raise Lwm2mError to stop), then
+    ``await finish()`` returns the Outcome answering the last block;
+    ``abort(reason)`` ends a transfer that starts over at block 0, skips a
+    block or stalls for STREAM_IDLE seconds. Only one block is ever held,
+    whatever the size. Everything else is assembled in memory by aiocoap's
+    spool, up to MAX_ASSEMBLED bytes (4.13 with Size1 beyond that).
+    """
+
+    MAX_ASSEMBLED = 256 * 1024
+    STREAM_IDLE = TransportTuning().MAX_TRANSMIT_WAIT
 
     def __init__(self, endpoint: CoapEndpoint) -> None:
         self._endpoint = endpoint
         self._block1 = Block1Spool()
         self._block2 = Block2Cache()
+        self._streams: dict[Any, _Block1Stream] = {}
 
     async def render_to_pipe(self, pipe: Any) -> None:
-        request = self._block1.feed_and_take(pipe.request)
+        request = pipe.request
+        streaming = request.opt.block1 is not None and self._streamable(request)
+        if not streaming:
+            request = self._block1.feed_and_take(self._capped(request))
         ssid = self._endpoint.peers.ssid_for_remote(request.remote)
         if ssid is None:  # filtered earlier; a peer table change raced us
             pipe.add_response(Message(code=Code.UNAUTHORIZED), is_last=True)
             return
         self._endpoint.serving(ssid, True)
         try:
+            if streaming:
+                streamed = await self._stream_block(request, ssid)
+                if streamed is not None:
+                    pipe.add_response(streamed, is_last=True)
+                    return
+                request = self._block1.feed_and_take(self._capped(request))
             await self._render(pipe, request, ssid)
         finally:
             self._endpoint.serving(ssid, False)
+
+    # -- Block1 ---------------------------------------------------------------
+
+    @staticmethod
+    def _stream_key(request: Message) -> Any:
+        skip = [OptionNumber.BLOCK1, OptionNumber.BLOCK2, OptionNumber.OBSERVE]
+        return (request.remote.blockwise_key, request.code, request.get_cache_key(skip))
+
+    def _streamable(self, request: Message) -> bool:
+        """True when this Block1 request may be streamed (decided fully in :meth:`_stream_block`)."""
+        block1 = request.opt.block1
+        if block1.block_number == 0:
+            return getattr(self._endpoint, "block1_sink", None) is not None
+        return self._stream_key(request) in self._streams
+
+    def _capped(self, request: Message) -> Message:
+        """``request`` unless its assembled body would pass MAX_ASSEMBLED (then 4.13 is raised)."""
+        block1 = request.opt.block1
+        if block1 is None:
+            return request
+        size1 = request.opt.size1
+        end = block1.block_number * block1.size + len(request.payload)
+        if end > self.MAX_ASSEMBLED or (size1 is not None and size1 > self.MAX_ASSEMBLED):
+            raise _TooLarge(self.MAX_ASSEMBLED)
+        return request
+
+    async def _stream_block(self, request: Message, ssid: int) -> Message | None:
+        """The answer to one streamed block, or None when the request is not streamed."""
+        block1 = request.opt.block1
+        key = self._stream_key(request)
+        stream = self._streams.get(key)
+        if block1.block_number == 0:
+            if stream is not None:
+                self._drop(key, stream, "the transfer began again")
+            try:
+                stream = self._open_stream(key, request, ssid)
+            except Lwm2mError as exc:
+                return _error_message(exc, request)
+            if stream is None:
+                return None
+        elif stream is None:
+            return None
+        offset = block1.block_number * block1.size
+        payload = request.payload
+        if offset != stream.received:
+            if offset == stream.last_offset and offset + len(payload) == stream.received and block1.more:
+                return _continue(block1)  # the previous block again (its answer was lost)
+            self._drop(key, stream, f"block at byte {offset}, expected {stream.received}")
+            return Message(code=Code.REQUEST_ENTITY_INCOMPLETE)
+        if block1.more and len(payload) != block1.size:
+            self._drop(key, stream, "short block before the last one")
+            return Message(code=Code.BAD_REQUEST)
+        try:
+            stream.sink.write(payload)
+        except Lwm2mError as exc:
+            self._forget(key, stream)
+            return _error_message(exc, request)
+        except Exception:
+            LOG.exception("server %d: streaming %s failed", ssid, _path_text(request))
+            self._drop(key, stream, "internal error")
+            return Message(code=Code(InternalError.code))
+        stream.last_offset, stream.received = offset, offset + len(payload)
+        request.payload = b""  # aiocoap keeps the request (with its response) for duplicate detection
+        self._release_previous(stream, request)
+        if block1.more:
+            stream.touch(self._expire)
+            return _continue(block1)
+        self._forget(key, stream)
+        try:
+            outcome = await stream.sink.finish()
+        except Lwm2mError as exc:
+            return _error_message(exc, request)
+        except Exception:
+            LOG.exception("server %d: finishing %s failed", ssid, _path_text(request))
+            return Message(code=Code(InternalError.code))
+        LOG.info("server %d: %s %s streamed, %d bytes", ssid, request.code, _path_text(request),
+                 stream.received, extra=_request_fields(ssid, request))  # fmt: skip
+        response = _outcome_message(outcome)
+        response.opt.block1 = block1
+        return response
+
+    def _open_stream(self, key: Any, request: Message, ssid: int) -> _Block1Stream | None:
+        opener = getattr(self._endpoint, "block1_sink", None)
+        if opener is None:
+            return None
+        try:
+            path = Path.from_segments(tuple(request.opt.uri_path))
+        except ValueError:
+            return None
+        method = _METHODS.get(request.code)
+        if method is None:
+            return None
+        inbound = InboundRequest(ssid=ssid, method=method, path=path, query=tuple(request.opt.uri_query),
+                                 payload=request.payload,
+                                 content_format=_int_or_none(request.opt.content_format),
+                                 accept=_int_or_none(request.opt.accept))  # fmt: skip
+        sink = opener(inbound, _int_or_none(request.opt.size1))
+        if sink is None:
+            return None
+        stream = _Block1Stream(sink)
+        self._streams[key] = stream
+        stream.touch(self._expire)
+        return stream
+
+    def _release_previous(self, stream: _Block1Stream, request: Message) -> None:
+        """Drop the stored answer to the stream's previous block from aiocoap's duplicate cache.
+
+        The client sent this block only after that answer reached it, so the
+        answer (and the request it holds) cannot be needed again; otherwise
+        every block's messages would stay for EXCHANGE_LIFETIME (247 s). A
+        message manager with ``forget_duplicate(key)`` drops the entry
+        altogether; with aiocoap's own bookkeeping (a timer per message) only
+        the stored answer can go, and the key stays until its timer.
+        """
+        previous, stream.dedup_key = stream.dedup_key, (request.remote, request.mid)
+        if previous is None:
+            return
+        for manager in self._endpoint._managers:
+            recent = manager._recent_messages
+            if previous not in recent:
+                continue
+            forget = getattr(manager, "forget_duplicate", None)
+            if forget is not None:
+                forget(previous)
+            else:
+                recent[previous] = None
+            return
+
+    def _forget(self, key: Any, stream: _Block1Stream) -> None:
+        stream.cancel_timer()
+        if self._streams.get(key) is stream:
+            del self._streams[key]
+
+    def _drop(self, key: Any, stream: _Block1Stream, reason: str) -> None:
+        self._forget(key, stream)
+        try:
+            stream.sink.abort(reason)
+        except Exception:
+            LOG.exception("aborting a Block1 transfer failed")
+
+    def _expire(self, stream: _Block1Stream) -> None:
+        for key, known in list(self._streams.items()):
+            if known is stream:
+                self._drop(key, stream, f"no block for {self.STREAM_IDLE:.0f} s")
 
     async def _render(self, pipe: Any, request: Message, ssid: int) -> None:
         outcome_box: list[Outcome] = []
@@ -344,6 +516,52 @@ class _Site:
 
     async def needs_blockwise_assembly(self, request: Message) -> bool:
         return False
+
+
+class _Block1Stream:
+    """One Block1 transfer being streamed into a sink (see :class:`_Site`)."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink = sink
+        self.received = 0
+        self.last_offset = -1
+        self.dedup_key: tuple[Any, int] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def touch(self, expire: Callable[[_Block1Stream], None]) -> None:
+        self.cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(_Site.STREAM_IDLE, expire, self)
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _TooLarge(ConstructionRenderableError):  # type: ignore[misc]
+    """4.13 for a Block1 body above the in-memory cap; Size1 tells the limit (RFC 7959 2.9.3)."""
+
+    code = Code.REQUEST_ENTITY_TOO_LARGE
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body above {limit} bytes")
+        self.limit = limit
+
+    def to_message(self) -> Message:
+        msg = super().to_message()
+        msg.opt.size1 = self.limit
+        return msg
+
+
+def _continue(block1: Any) -> Message:
+    msg = Message(code=Code.CONTINUE)
+    msg.opt.block1 = block1
+    return msg
+
+
+def _error_message(exc: Lwm2mError, request: Message) -> Message:
+    """A final error for a Block1 transfer: no Block1 echo, so the client stops sending blocks."""
+    return Message(code=Code(exc.code), payload=str(exc).encode()[:120])
 
 
 def _request_fields(ssid: int, request: Message) -> dict[str, str]:
