@@ -40,6 +40,8 @@ from lwm2md.engine.registration import Registration, Requester, State
 from lwm2md.engine.requests import InboundRequest, Outcome, RequestDispatcher
 from lwm2md.engine.send import Sender
 from lwm2md.errors import NotFound
+from lwm2md.firmware.build import build_firmware
+from lwm2md.firmware.object import FirmwareUpdate
 from lwm2md.logsetup import set_level
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import MAX_ID, Path
@@ -169,6 +171,7 @@ class Client:
         self._run_blocking = run_blocking
         self._started = False
         self._own_number: Callable[[], str | None] = lambda: None
+        self.firmware: FirmwareUpdate | None = None
         self.provisioned = ProvisionedState(config.state_dir)
         self.provisioning_source: Source = "config"
         self._provisioning_dirty = False
@@ -219,6 +222,7 @@ class Client:
         self._build_sensors()
         self._build_gpios()
         self._build_modem()
+        self._build_firmware()
         self._build_data_objects()
         self._preserve_built_objects()
 
@@ -233,6 +237,21 @@ class Client:
             obj.oid for obj in self.tree.objects()
             if obj.oid not in PROVISIONING_OIDS and obj.factory is None
         )  # fmt: skip
+
+    def _build_firmware(self) -> None:
+        """/5 Firmware Update from ``[firmware]`` (absent without the table); pushes stream to disk."""
+        settings = self.config.firmware
+        if settings is None or not settings.enabled:
+            return
+        self.firmware = build_firmware(
+            self.tree, self.catalog, settings, self.config.state_dir, self.clock,
+            on_updated=self._firmware_updated,
+        )  # fmt: skip
+        self.endpoint.block1_sink = self.firmware.block1_sink
+
+    def _firmware_updated(self) -> None:
+        """A new firmware is installed: every server hears of it through a registration Update."""
+        self.request_update()
 
     def _build_data_objects(self) -> None:
         """Objects from ``objects_dir`` that nothing else builds: plain data servers Create and Delete.
@@ -632,6 +651,8 @@ class Client:
         ep_cfg = self.config.endpoint
         await self.endpoint.start(ep_cfg.bind_address, ep_cfg.local_port)
         LOG.info("CoAP endpoint bound on port %d", self.endpoint.local_port)
+        if self.firmware is not None:
+            await self.firmware.start()
         self._start_queue_mode()
         await self._first_samples()
         for sampler in self.samplers:
@@ -924,6 +945,8 @@ class Client:
             instance.close()
         await self._close_modem()
         self._stop_queue_mode()
+        if self.firmware is not None:
+            await self.firmware.stop()
         await self.endpoint.close()
 
     # -- reload -----------------------------------------------------------------
@@ -945,6 +968,8 @@ class Client:
             changes.append(f"log level {new.logging.level}")
         if new.endpoint != old.endpoint:
             changes.append("[coap] changed: takes effect at the next restart")
+        if new.firmware != old.firmware:
+            changes.append("[firmware] changed: takes effect at the next restart")
         changes.extend(await self._apply_servers(old, new))
         if new.device != old.device:
             self.tree.remove_instance(3, 0)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal, NoReturn, get_args
 
 from lwm2md.errors import BadRequest, ConfigError
+from lwm2md.firmware.settings import FirmwareConfig, parse_firmware
 from lwm2md.model.path import Path
 
 DEFAULT_CONFIG_PATH: Final = "/etc/lwm2md/lwm2md.toml"
@@ -295,6 +296,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     bootstrap: BootstrapConfig | None = None
     storing: StoringConfig = field(default_factory=StoringConfig)
+    firmware: FirmwareConfig | None = None
     objects_dir: str = "/etc/lwm2md/objects"
     state_dir: str = "/var/lib/lwm2md"
     source: str = "<default>"
@@ -557,6 +559,7 @@ _TOP = _Table(
         "logging": _is_table("[logging]"),
         "bootstrap": _is_table("[bootstrap]"),
         "storing": _is_table("[storing]"),
+        "firmware": _is_table("[firmware]"),
     }
 )
 
@@ -904,6 +907,7 @@ def parse_config(data: dict[str, Any], source: str, *, base_dir: str | None = No
     bootstrap = _bootstrap(top["bootstrap"], source, base_dir) if "bootstrap" in top else None
     servers = _servers(top.get("server"), source, base_dir, optional=bootstrap is not None)
     storing, _ = _STORING.read(top.get("storing", {}), "storing", source)
+    firmware = parse_firmware(top["firmware"], source) if "firmware" in top else None
     coap, _ = _COAP.read(top.get("coap", {}), "coap", source)
     logging, _ = _LOGGING.read(top.get("logging", {}), "logging", source)
     dirs = {name: top[name] for name in ("objects_dir", "state_dir") if name in top}
@@ -922,6 +926,7 @@ def parse_config(data: dict[str, Any], source: str, *, base_dir: str | None = No
         logging=LoggingConfig(**logging),
         bootstrap=bootstrap,
         storing=StoringConfig(**storing),
+        firmware=firmware,
         source=source,
         **dirs,
     )

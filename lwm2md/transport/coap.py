@@ -40,7 +40,7 @@ from aiocoap.error import ConstructionRenderableError
 from aiocoap.messagemanager import MessageManager
 from aiocoap.numbers.constants import TransportTuning
 from aiocoap.numbers.optionnumbers import OptionNumber
-from aiocoap.numbers.types import NON, RST
+from aiocoap.numbers.types import CON, NON, RST
 from aiocoap.tokenmanager import TokenManager
 from aiocoap.transports.udp6 import MessageInterfaceUDP6
 from aiocoap.util import socknumbers
@@ -275,6 +275,38 @@ class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
         super().__init__(token_manager)
         self._peers = peers
         self._recent_non: OrderedDict[tuple[Any, int], Callable[[], None]] = OrderedDict()
+        self._seen_until: OrderedDict[tuple[Any, int], float] = OrderedDict()
+
+    def _deduplicate_message(self, message: Message) -> bool:
+        """True for a message seen within EXCHANGE_LIFETIME (a CON gets the stored answer again).
+
+        Replaces aiocoap's bookkeeping, which arms one timer per received
+        message: here expiry is one ordered map swept on arrival, so a long
+        Block1 upload does not pile up timers (and :meth:`forget_duplicate`
+        can drop an entry whose answer is known to have arrived).
+        """
+        now = self.loop.time()
+        recent = self._recent_messages
+        while self._seen_until:
+            oldest, deadline = next(iter(self._seen_until.items()))
+            if deadline > now:
+                break
+            del self._seen_until[oldest]
+            recent.pop(oldest, None)
+        key = (message.remote, message.mid)
+        if key in recent:
+            stored = recent[key]
+            if message.mtype is CON and stored is not None:
+                self._send_initially(stored)
+            return True
+        self._seen_until[key] = now + message.transport_tuning.EXCHANGE_LIFETIME
+        recent[key] = None
+        return False
+
+    def forget_duplicate(self, key: tuple[Any, int]) -> None:
+        """Stop treating (remote, message ID) ``key`` as seen (its answer is known to have arrived)."""
+        self._recent_messages.pop(key, None)
+        self._seen_until.pop(key, None)
 
     def dispatch_message(self, message: Message) -> None:
         if message.code.is_request() and self._peers.ssid_for_remote(message.remote) is None:
@@ -768,6 +800,8 @@ class CoapEndpoint:
         self._managers: list[_FilteringMessageManager] = []
         self._reopening = asyncio.Lock()
         self._secure: dict[int, _DtlsRequester] = {}
+        self.block1_sink: Callable[[InboundRequest, int | None], Any] | None = None
+        """Streams a Block1 request body (a firmware push) instead of assembling it; see ``_Site``."""
 
     async def start(self, bind_address: str = "::", port: int = 0) -> None:
         """Bind the socket (IPv4 and IPv6 on "::"); port 0 picks an ephemeral port."""
