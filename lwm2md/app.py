@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
-from lwm2md import __version__
+from lwm2md import __version__, codec
 from lwm2md.bootstrapping import BootstrapService
 from lwm2md.codec import ContentFormat
 from lwm2md.codec.linkformat import Link, format_links
@@ -34,12 +34,13 @@ from lwm2md.engine.access import AccessControl
 from lwm2md.engine.attributes import AttributeStore
 from lwm2md.engine.clock import Clock, LoopClock
 from lwm2md.engine.dm import DeviceManagement
+from lwm2md.engine.notification_store import NOTIFICATIONS_DIR, NotificationStore
 from lwm2md.engine.observe import DAY, ObserveEngine
 from lwm2md.engine.queue import QueueController, max_transmit_wait
-from lwm2md.engine.registration import Registration, Requester, State
+from lwm2md.engine.registration import CHANGED, Registration, Requester, State
 from lwm2md.engine.requests import InboundRequest, Outcome, RequestDispatcher
 from lwm2md.engine.send import Sender
-from lwm2md.errors import NotFound
+from lwm2md.errors import Lwm2mError, NotFound
 from lwm2md.firmware.build import build_firmware
 from lwm2md.firmware.object import FirmwareUpdate
 from lwm2md.logsetup import set_level
@@ -582,6 +583,8 @@ class Client:
         self.stored_registrations.clear()
         self.provisioned.forget()
         self.stored_attributes.forget()
+        if self.queue is not None:
+            self.queue.store.clear_all()
         LOG.warning("factory reset: stored state removed, restarting from the configuration")
         if self.on_restart is not None:
             self.on_restart()
@@ -589,7 +592,9 @@ class Client:
     def _disable(self, ssid: int) -> None:
         """/1/x/4 Disable: De-register now, stay away for /1/x/5 seconds, then Register again.
 
-        Runs after the Execute has been answered; the server's observations end.
+        Runs after the Execute has been answered. Meanwhile the server's
+        observations keep producing notifications, which are held (/1/x/6)
+        and sent as a Send after the Register; the observations then end.
         """
         if ssid in self._disabling:
             return
@@ -603,11 +608,11 @@ class Client:
             if registration is None or account is None:
                 return
             await registration.stop(deregister=True)
-            self.observe.stop_server(ssid)
             timeout = account.disable_timeout()
             LOG.info("server %d: disabled for %d s", ssid, timeout)
             self._status_changed()
-            await self.clock.sleep(timeout)
+            await self.clock.sleep(timeout)  # its observations run on: what they produce is held
+            self.observe.stop_server(ssid)  # the server forgot them; the held ones go out as a Send
             if self._started and self.registrations.get(ssid) is registration:
                 LOG.info("server %d: disable timeout over, registering again", ssid)
                 registration.start()
@@ -826,10 +831,43 @@ class Client:
     # -- queue mode -------------------------------------------------------------
 
     def _start_queue_mode(self) -> None:
-        """Put server connections under the queue-mode controller (inert for servers without Q)."""
-        self.queue = QueueController(self.clock, self.endpoint, self.observe)
+        """Put server connections under the queue-mode controller (inert for servers without Q).
+
+        It also holds notifications while a server is unreachable or disabled,
+        on disk under ``<state_dir>/notifications`` (``[storing]``).
+        """
+        store = NotificationStore(os.path.join(self.config.state_dir, NOTIFICATIONS_DIR),
+                                  self.config.storing.max_notifications)  # fmt: skip
+        for ssid in store.ssids():
+            if ssid not in self.accounts:
+                dropped = store.clear(ssid)
+                LOG.info("server %d: %d stored notification(s) dropped: no such server", ssid, dropped)
+        self.queue = QueueController(
+            self.clock, self.endpoint, self.observe, store=store, send_orphans=self._send_stored
+        )
         self.endpoint.on_serving = self.queue.serving
         self.endpoint.on_server_removed = self.queue.detach
+
+    async def _send_stored(self, ssid: int, records: list[Record]) -> bool:
+        """Held notifications whose observation is gone, as one Send (POST /dp, SenML CBOR).
+
+        False (they are dropped): a 1.0 server, records that cannot be
+        encoded, an error answer. TransportError (no answer) propagates: they
+        stay for the next registration.
+        """
+        registration, account = self.registrations.get(ssid), self.accounts.get(ssid)
+        if registration is None or account is None or account.params().lwm2m_version == "1.0":
+            return False
+        try:
+            payload = codec.encode(ContentFormat.SENML_CBOR, Path(), records, self.dm.resolve)
+        except Lwm2mError as exc:
+            LOG.warning("server %d: stored notifications cannot be encoded (%s)", ssid, exc.dotted_code)
+            return False
+        response = await registration.requester.request("POST", ["dp"], (), payload, ContentFormat.SENML_CBOR)
+        if response.code != CHANGED:
+            LOG.warning("server %d: Send of stored notifications answered %s", ssid, response.dotted)
+            return False
+        return True
 
     def _attach_queue(self, ssid: int, registration: Registration) -> None:
         """Route server ``ssid``'s requests and notifications through queue mode.
@@ -968,6 +1006,9 @@ class Client:
             changes.append(f"log level {new.logging.level}")
         if new.endpoint != old.endpoint:
             changes.append("[coap] changed: takes effect at the next restart")
+        if new.storing != old.storing and self.queue is not None:
+            self.queue.store.limit = new.storing.max_notifications
+            changes.append("[storing] applied")
         if new.firmware != old.firmware:
             changes.append("[firmware] changed: takes effect at the next restart")
         changes.extend(await self._apply_servers(old, new))

@@ -187,6 +187,9 @@ def reset_state(state_dir: str) -> int:
     server changes to /0-/2) go; the daemon then starts from the factory
     configuration and bootstraps again if it has only a ``[bootstrap]`` table.
     """
+    from pathlib import Path as FsPath
+
+    from lwm2md.engine.notification_store import NOTIFICATIONS_DIR, NotificationStore
     from lwm2md.persist import StateFile
     from lwm2md.provisioning import FILE_NAME as PROVISIONED
     from lwm2md.state import ATTRIBUTES_FILE, REGISTRATIONS_FILE
@@ -194,6 +197,7 @@ def reset_state(state_dir: str) -> int:
 
     for name in (WRITTEN, REGISTRATIONS_FILE, PROVISIONED, ATTRIBUTES_FILE):
         StateFile(state_dir, name).remove()
+    NotificationStore(str(FsPath(state_dir) / NOTIFICATIONS_DIR), 1).clear_all()
     print(f"{state_dir}: stored state removed; restart lwm2md to apply the configuration file")
     return 0
 

@@ -54,6 +54,9 @@ from lwm2md.persist import FILE_MODE, dump_value, load_value
 
 LOG = logging.getLogger(__name__)
 
+NOTIFICATIONS_DIR = "notifications"
+"""The store's directory under the state directory."""
+
 FORMAT = "lwm2md-notifications"
 VERSION = 1
 DIR_MODE = 0o700

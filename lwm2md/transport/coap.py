@@ -47,6 +47,7 @@ from aiocoap.util import socknumbers
 from aiocoap.util.asyncio.recvmsg import create_recvmsg_datagram_endpoint
 
 from lwm2md.engine.observe import Observation
+from lwm2md.engine.queue import ObservationLost
 from lwm2md.engine.registration import CoapResponse, Requester, TransportError
 from lwm2md.engine.requests import InboundRequest, Outcome
 from lwm2md.errors import InternalError, Lwm2mError
@@ -330,6 +331,29 @@ class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
             self._recent_non[(message.remote, message.mid)] = messageerror_monitor
             while len(self._recent_non) > self.RECENT_NON:
                 self._recent_non.popitem(last=False)
+
+
+class _TokenManager(TokenManager):  # type: ignore[misc]
+    """aiocoap's token manager, telling which remote's failure it is dispatching.
+
+    When a request to a server times out, aiocoap ends every exchange with
+    that remote, observations included; :meth:`CoapEndpoint.begin_observation`
+    asks :attr:`failing` to tell such an end (the server unreachable, its
+    notifications are to be stored) from a cancellation. A DTLS session
+    that closes ends its observations as before.
+    """
+
+    failing: Any = None
+
+    def dispatch_error(self, exception: Exception, remote: Any) -> None:
+        if isinstance(exception, DtlsError):  # a session closed on purpose (or lost): its relations end
+            super().dispatch_error(exception, remote)
+            return
+        self.failing = remote
+        try:
+            super().dispatch_error(exception, remote)
+        finally:
+            self.failing = None
 
 
 class _Site:
@@ -807,7 +831,7 @@ class CoapEndpoint:
         """Bind the socket (IPv4 and IPv6 on "::"); port 0 picks an ephemeral port."""
         loop = asyncio.get_running_loop()
         context = aiocoap.Context(loop=loop, serversite=_Site(self), loggername="lwm2md.coap")
-        tman = TokenManager(context)
+        tman = _TokenManager(context)
         mman = _FilteringMessageManager(tman, self.peers)
         bind_host = bind_address
         if bind_host in ("0.0.0.0", ""):
@@ -819,7 +843,7 @@ class CoapEndpoint:
         tman.token_interface = mman
         context.request_interfaces.append(tman)
         # DTLS sessions: their own token and message manager, same site and peer filter
-        dtls_tman = TokenManager(context)
+        dtls_tman = _TokenManager(context)
         dtls_mman = _FilteringMessageManager(dtls_tman, self.peers)
         self.dtls = DtlsInterface(dtls_mman)
         dtls_mman.message_interface = self.dtls
@@ -843,7 +867,7 @@ class CoapEndpoint:
         context = self.context
         if context is None:
             raise TransportError("endpoint is not started")
-        tman = TokenManager(context)
+        tman = _TokenManager(context)
         mman = _FilteringMessageManager(tman, self.peers)
         interface = make(mman)
         mman.message_interface = interface
@@ -996,7 +1020,11 @@ class CoapEndpoint:
         sequence = [0]
         first.opt.observe = 0
 
+        lost = [False]
+
         def emit(observation: Observation, result: list[Record] | Lwm2mError, confirmable: bool) -> None:
+            if lost[0]:
+                raise ObservationLost(f"notification for {base}: the observation ended with an outage")
             if not self._can_send(pipe.request.remote):
                 raise TransportError(f"notification for {base}: the connection to the server is closed")
             if isinstance(result, Lwm2mError):
@@ -1015,10 +1043,26 @@ class CoapEndpoint:
             msg.opt.observe = sequence[0]
             pipe.add_response(msg, is_last=False)
 
+        def ended() -> None:
+            if self._failing(pipe.request.remote):
+                lost[0] = True  # kept in the engine: what it produces is held for the server
+                LOG.info("observe %s: the server stopped answering; notifications are held", base)
+                return
+            self._stop_observation(obs)
+
         obs.emit = emit
         pipe.add_response(first, is_last=False)
         self._start_observation(obs, outcome.records)
-        pipe.on_interest_end(lambda: self._stop_observation(obs))
+        pipe.on_interest_end(ended)
+
+    def _failing(self, remote: Any) -> bool:
+        """True while a request failure to ``remote`` is being dispatched (see ``_TokenManager``)."""
+        return any(
+            isinstance(manager.token_manager, _TokenManager)
+            and manager.token_manager.failing is not None
+            and manager.token_manager.failing == remote
+            for manager in self._managers
+        )
 
 
 def response_of(message: Message) -> CoapResponse:

@@ -7,17 +7,10 @@ what reaches the server's socket, so order and timestamps are checked on the
 wire, whether they come as notifications or, once their observation is gone,
 as a Send.
 
-:class:`StoringClient` wires the notification store and the Send of
-notifications whose observation is gone into ``Client._start_queue_mode``
-the way ``lwm2md/app.py`` is to do it.
-
 When a request to a server times out, aiocoap ends every observation of that
-server (``TokenManager.dispatch_error``), and the transport ends them in the
-observe engine too: notifications held until then arrive as a Send, later
-changes are not observed any more. The test of a plain ``U`` server that
-stops answering is therefore an expected failure until the transport keeps
-such observations running (and makes their ``emit`` raise
-``ObservationLost``).
+server; the transport keeps them running in the observe engine (their
+``emit`` raises ``ObservationLost``), so what they produce during the outage
+is held and arrives as a Send once the server is back.
 """
 
 from __future__ import annotations
@@ -31,19 +24,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
 from lwm2md import codec
 from lwm2md.app import Client
 from lwm2md.codec import ContentFormat
 from lwm2md.config import Config
 from lwm2md.engine.clock import FakeClock
-from lwm2md.engine.notification_store import NotificationStore
+from lwm2md.engine.notification_store import NOTIFICATIONS_DIR, NotificationStore
 from lwm2md.engine.queue import QueueController, max_transmit_wait
-from lwm2md.engine.registration import CHANGED, State
-from lwm2md.errors import Lwm2mError
+from lwm2md.engine.registration import State
 from lwm2md.model.path import Path
-from lwm2md.model.types import Record
 from lwm2md.testing import TestServer
 from tests.integration.harness import EP, inline, make_config, run
 from tests.integration.test_queue_e2e import CATALOG, TEMP, Wire, notified, until
@@ -51,34 +40,7 @@ from tests.integration.test_queue_e2e import CATALOG, TEMP, Wire, notified, unti
 FAST_COAP = {"ack_timeout": 0.1, "max_retransmit": 1}  # a lost request fails within 0.5 s
 WINDOW = max_transmit_wait(0.1, 1)  # the awake window of a UQ server with FAST_COAP
 RETRY_TIMER = 10  # communication_retry_timer of harness.make_config
-STORE_DIR = "notifications"
-
-
-class StoringClient(Client):
-    """The daemon with notification storing wired in (what app.py is to do)."""
-
-    def _start_queue_mode(self) -> None:
-        store = NotificationStore(os.path.join(self.config.state_dir, STORE_DIR),
-                                  self.config.storing.max_notifications)  # fmt: skip
-        self.queue = QueueController(self.clock, self.endpoint, self.observe, store=store,
-                                     send_orphans=self.send_stored)  # fmt: skip
-        self.endpoint.on_serving = self.queue.serving
-        self.endpoint.on_server_removed = self.queue.detach
-
-    async def send_stored(self, ssid: int, records: list[Record]) -> bool:
-        """Stored notifications whose observation is gone, as one LwM2M Send (SenML CBOR)."""
-        registration = self.registrations.get(ssid)
-        account = self.accounts.get(ssid)
-        if registration is None or account is None or account.params().lwm2m_version == "1.0":
-            return False
-        try:
-            payload = codec.encode(ContentFormat.SENML_CBOR, Path(), records, self.dm.resolve)
-        except Lwm2mError:
-            return False
-        response = await registration.requester.request(
-            "POST", ["dp"], (), payload, ContentFormat.SENML_CBOR
-        )  # a TransportError keeps them for the next registration
-        return response.code == CHANGED
+STORE_DIR = NOTIFICATIONS_DIR
 
 
 class DropProxy(asyncio.DatagramProtocol):
@@ -114,7 +76,7 @@ class SRig:
     wire: Wire
     config: Config
     clock: FakeClock
-    client: StoringClient
+    client: Client
 
     @property
     def queue(self) -> QueueController:
@@ -131,7 +93,7 @@ class SRig:
     async def start_client(self) -> None:
         """A client (a new one: a restart) on its own fake clock, started against the proxy."""
         self.clock = FakeClock()
-        self.client = StoringClient(self.config, simulate=True, clock=self.clock, run_blocking=inline)
+        self.client = Client(self.config, simulate=True, clock=self.clock, run_blocking=inline)
         self.client.samplers[0].sensor.set_value("temperature", 20.0)  # type: ignore[attr-defined]
         await self.client.start()
 
@@ -208,7 +170,7 @@ def test_an_unreachable_sleeping_server_gets_every_notification_in_order_with_th
             walls = await r.temperatures(*SENT)  # the first wakes the client: its Update is lost
             assert r.stored() == list(zip(SENT, walls, strict=True)), "held on disk, with their times"
             await until(lambda: r.state() is State.WAITING_RETRY)  # the Update and a Register got no answer
-            assert not r.client.observe.observations(1), "the timed-out Update ended the observation"
+            assert r.client.observe.observations(1), "kept in the engine through the outage"
             r.proxy.down = False
             await r.clock.advance(RETRY_TIMER)  # the next Register goes through
             await r.server.wait_event("send", endpoint=EP)
@@ -243,8 +205,6 @@ def test_a_server_refusing_registrations_for_a_while_gets_every_notification_on_
     run(scenario())
 
 
-@pytest.mark.xfail(strict=True, reason="transport/coap.py ends a server's observations when a request to it "
-                   "times out, so nothing is produced during the outage")  # fmt: skip
 def test_a_server_that_stops_answering_gets_every_notification_in_order_with_their_times() -> None:
     async def scenario() -> None:
         async with storing_rig("U") as r:
