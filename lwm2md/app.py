@@ -32,6 +32,7 @@ from lwm2md.drivers.registry import create_sensor
 from lwm2md.drivers.system.linux import read_host_facts
 from lwm2md.engine.access import AccessControl
 from lwm2md.engine.attributes import AttributeStore
+from lwm2md.engine.bootstrap import bootstrap_account_timeout
 from lwm2md.engine.clock import Clock, LoopClock
 from lwm2md.engine.dm import DeviceManagement
 from lwm2md.engine.notification_store import NOTIFICATIONS_DIR, NotificationStore
@@ -177,6 +178,7 @@ class Client:
         self.provisioning_source: Source = "config"
         self._provisioning_dirty = False
         self._syncing: asyncio.Task[None] | None = None
+        self._purging: asyncio.Task[None] | None = None
         bootstrap_cfg = config.bootstrap
         self.bootstrap = BootstrapService(
             self.tree, self.clock,
@@ -377,7 +379,23 @@ class Client:
         self.provisioning_source = "bootstrap"
         self.provisioned.save(self.tree, "bootstrap", None)
         self._provisioning_dirty = False
-        self._syncing = asyncio.get_running_loop().create_task(self._after_bootstrap(), name="accounts")
+        loop = asyncio.get_running_loop()
+        self._syncing = loop.create_task(self._after_bootstrap(), name="accounts")
+        timeout = bootstrap_account_timeout(self.tree)
+        if timeout is not None:
+            if self._purging is not None:
+                self._purging.cancel()
+            self._purging = loop.create_task(self._purge_bootstrap_account(timeout), name="bootstrap account")
+
+    async def _purge_bootstrap_account(self, timeout: float) -> None:
+        """Bootstrap-Server Account Timeout (/0/x/12): the account goes ``timeout`` s after a bootstrap."""
+        await self.clock.sleep(timeout)
+        account = bootstrap_security_instance(self.tree)
+        if account is None or self.bootstrap.session_open:
+            return
+        self.tree.remove_instance(SECURITY_OID, account.iid)
+        self.endpoint.peers.remove(BOOTSTRAP_SSID)
+        LOG.info("bootstrap: Bootstrap-Server account removed (account timeout of %.0f s)", timeout)
 
     async def _after_bootstrap(self) -> None:
         await asyncio.sleep(0)
@@ -960,8 +978,9 @@ class Client:
         """
         self._started = False
         await self.bootstrap.stop()
-        if self._syncing is not None:
-            self._syncing.cancel()
+        for task in (self._syncing, self._purging):
+            if task is not None:
+                task.cancel()
         if self._ordering is not None:
             self._ordering.cancel()
         for task in self._disabling.values():

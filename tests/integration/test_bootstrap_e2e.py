@@ -320,3 +320,24 @@ def test_every_registration_failing_leads_to_a_bootstrap() -> None:
             assert set(client.accounts) == {8}
 
     run(scenario())
+
+
+def test_the_bootstrap_account_goes_after_its_account_timeout() -> None:
+    async def scenario() -> None:
+        async with site() as s:
+            s.bs.provision(EP, [s.account(0, 6)])
+            client = s.client(client_config(s.state_dir, {"uri": s.bs.uri, "account_timeout": 600}))
+            await client.start()
+            await s.bs.wait_event("bootstrap-finished")
+            await registered(client, 6)
+            assert client.bootstrap.available()
+            clock = client.clock
+            assert isinstance(clock, FakeClock)
+            await clock.advance(601)
+            assert not client.bootstrap.available()
+            await asyncio.sleep(0.05)  # stored once the loop turns
+            stored = provisioned(s.state_dir)["objects"]["0"]
+            assert [v.get("1") for v in stored.values()] == [False], "only the server's /0 instance is left"
+            assert (await s.servers[0].read(EP, "/3/0/1")).payload == b"IT-1"
+
+    run(scenario())
