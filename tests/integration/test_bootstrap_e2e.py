@@ -341,3 +341,19 @@ def test_the_bootstrap_account_goes_after_its_account_timeout() -> None:
             assert (await s.servers[0].read(EP, "/3/0/1")).payload == b"IT-1"
 
     run(scenario())
+
+
+def test_bootstrap_writes_in_tlv_and_lwm2m_cbor() -> None:
+    async def scenario() -> None:
+        for fmt in (ContentFormat.TLV, ContentFormat.LWM2M_CBOR):
+            async with site() as s:
+                s.bs.provision(EP, [s.account(0, 11, lifetime=120)], [AclSpec(3303, 0, {11: R | W})], fmt=fmt)
+                client = s.client(client_config(s.state_dir, {"uri": s.bs.uri}))
+                await client.start()
+                finished = await s.bs.wait_event("bootstrap-finished")
+                assert all(step.code.startswith("2.") for step in finished.steps), finished.paths
+                assert (await s.servers[0].wait_registered(EP)).lifetime == 120
+                acl = client.access.acl_instance(3303, 0)
+                assert acl is not None and acl.read(2) == {11: R | W}
+
+    run(scenario())
