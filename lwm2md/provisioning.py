@@ -44,6 +44,7 @@ LOG = logging.getLogger(__name__)
 
 FILE_NAME = "provisioned.json"
 PROVISIONING_OIDS = (0, 1, 2)
+SECURITY_OID = 0
 Source = Literal["config", "bootstrap"]
 
 
@@ -199,13 +200,18 @@ def _parse(content: dict[str, Any], catalog: Catalog) -> Provisioned:
                 if rdef is None:
                     raise ValueError(f"/{oid}/{iid}/{rid} is not a resource of object {oid}")
                 path = Path(oid, iid, rid)
-                if isinstance(raw, dict) and set(raw) == {"multi"}:
-                    checked[rid] = {
-                        int(riid): check_value(rdef, path.child(int(riid)), load_value(v))
-                        for riid, v in dict(raw["multi"]).items()
-                    }
-                else:
-                    checked[rid] = check_value(rdef, path, load_value(raw))
+                try:
+                    if isinstance(raw, dict) and set(raw) == {"multi"}:
+                        checked[rid] = {
+                            int(riid): check_value(rdef, path.child(int(riid)), load_value(v))
+                            for riid, v in dict(raw["multi"]).items()
+                        }
+                    else:
+                        checked[rid] = check_value(rdef, path, load_value(raw))
+                except (Lwm2mError, ValueError) as exc:
+                    if oid == SECURITY_OID:  # the message may quote a key: never log it
+                        raise ValueError(f"{path} holds no valid {rdef.type.value} value") from None
+                    raise ValueError(str(exc)) from None
             objects[oid][iid] = checked
     return Provisioned(source, fingerprint if isinstance(fingerprint, str) else None,
                        float(content.get("saved_at", 0.0)), objects)  # fmt: skip

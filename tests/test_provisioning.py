@@ -94,6 +94,8 @@ def test_a_bootstrap_provisioning_wins_over_an_edited_configuration(tmp_path: Fs
         ('{"version": 1, "content": {"source": "bootstrap", "objects": {"1": {"0": {"1": "long"}}}}}',
          "unusable content"),
         ('{"version": 1, "content": {"source": "elsewhere", "objects": {}}}', "unknown source"),
+        ('{"version": 1, "content": {"source": "bootstrap", "objects": {"0": {"0": {"5": "' + KEY.hex()
+         + '"}}}}}', "/0/0/5 holds no valid Opaque value"),
     ],
 )
 def test_an_unusable_file_is_kept_aside_and_reported(
