@@ -81,7 +81,8 @@ def check_value(rdef: ResourceDef, path: Path, value: Value) -> Value:
     else:
         ok = False
     if not ok:
-        raise BadRequest(f"{path}: {value!r} is not a valid {rtype.value} value")
+        # The value itself is not quoted: it may be key material (/0/x/5).
+        raise BadRequest(f"{path}: a {type(value).__name__} is not a valid {rtype.value} value")
     return value
 
 

@@ -10,7 +10,7 @@ import random
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
@@ -27,6 +27,7 @@ from lwm2md.firmware.settings import FirmwareConfig
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import Path
 from lwm2md.objects.tree import ObjectTree
+from tests.integration.harness import until  # noqa: F401  (the firmware tests wait with it)
 
 REPO = FsPath(__file__).resolve().parents[2]
 SCRIPT_HEAD = b"#!/bin/sh\nexit 0\n"
@@ -75,14 +76,6 @@ def make_rig(state_dir: FsPath, config: FirmwareConfig, *, fetchers: dict[str, F
 
     tree.on_value_change(listener)
     return rig
-
-
-async def until(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
-    """Wait (polling the loop) until ``condition()`` holds; AssertionError after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
-    assert condition(), what
 
 
 def free_udp_port() -> int:

@@ -33,6 +33,17 @@ async def inline(func: Callable[[], T]) -> T:
     return func()
 
 
+async def until(predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    """Wait until ``predicate()`` holds, polling the loop (the network runs meanwhile).
+
+    TimeoutError after ``timeout`` wall-clock seconds: a bound on waiting, not a timing assertion.
+    """
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.005)
+    assert predicate(), what
+
+
 def run(coro: Coroutine[Any, Any, None]) -> None:
     """Run one scenario on a fresh loop, bounded in wall time."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from unittest import mock
 
@@ -27,7 +27,7 @@ from lwm2md.engine.clock import FakeClock
 from lwm2md.engine.registration import State
 from lwm2md.testing import TestServer
 from lwm2md.transport.dtls import DtlsSession
-from tests.integration.harness import EP, Rig, make_config, run
+from tests.integration.harness import EP, Rig, make_config, run, until
 
 IDENTITY = b"it-gw-identity"
 KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
@@ -149,12 +149,6 @@ def session_of(rig: Rig) -> DtlsSession:
     session = getattr(requester, "session", None)
     assert isinstance(session, DtlsSession)
     return session
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 # -- tests -----------------------------------------------------------------------------

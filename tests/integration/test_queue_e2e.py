@@ -30,7 +30,7 @@ from lwm2md.model.path import Path
 from lwm2md.model.types import Record
 from lwm2md.testing import TestServer
 from lwm2md.transport.dtls import DtlsSession
-from tests.integration.harness import EP, inline, make_config, run
+from tests.integration.harness import EP, inline, make_config, run, until
 from tests.integration.test_dtls_e2e import FAST_COAP, IDENTITY, KEY, start_psk_server
 
 WINDOW = 93.0  # MAX_TRANSMIT_WAIT with the default [coap] parameters
@@ -111,12 +111,6 @@ class QRig:
     async def awake(self, ssid: int = 1) -> None:
         """Wait until the client has the answer to the wake-up Update (the server saw it earlier)."""
         await self.until(lambda: not self.queue.asleep(ssid))
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager

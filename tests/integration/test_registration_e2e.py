@@ -6,7 +6,7 @@ from lwm2md.app import Client
 from lwm2md.engine.clock import FakeClock
 from lwm2md.engine.registration import State
 from lwm2md.testing import TestServer
-from tests.integration.harness import EP, inline, make_config, rig, run
+from tests.integration.harness import EP, inline, make_config, rig, run, until
 
 
 def test_register_carries_parameters_and_object_links() -> None:
@@ -111,7 +111,8 @@ def test_server_restart_leads_to_a_fresh_registration() -> None:
                 await r.clock.advance(300 - 93)  # the regular Update reaches the restarted server: 4.04
                 reg = await r.server.wait_registered(EP)
                 assert reg.location  # registered afresh at the new server instance
-                assert r.client.registrations[1].location == tuple(reg.location.strip("/").split("/"))
+                fresh = tuple(reg.location.strip("/").split("/"))
+                await until(lambda: tuple(r.client.registrations[1].location) == fresh, what="the 2.01 seen")
                 assert reg.location != old_location or reg.update_count == 0
                 assert (await r.server.read(EP, "/3/0/1")).payload == b"IT-1"
             finally:
@@ -161,10 +162,11 @@ def test_priority_order_and_failure_block() -> None:
             try:
                 await client.start()
                 await clock.advance(1)
-                assert client.registrations[1].state is State.WAITING_RETRY
+                registration = client.registrations[1]
+                await until(lambda: registration.state is State.WAITING_RETRY, what="5.03 seen")  # noqa: B023
                 assert EP not in second.registrations, "the lower priority waits for the higher one"
                 await clock.advance(10)  # the second and last attempt fails too
-                assert client.registrations[1].state is State.FAILED
+                await until(lambda: registration.state is State.FAILED, what="second 5.03 seen")  # noqa: B023
                 if block:
                     await clock.advance(60)
                     assert EP not in second.registrations, "blocked by the failure at server 1"

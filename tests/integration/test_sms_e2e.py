@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +28,7 @@ from lwm2md.drivers.fake.sms_network import SmsEndpoint, SmsNetwork
 from lwm2md.engine.clock import FakeClock
 from lwm2md.testing import TestServer
 from lwm2md.transport.sms import SmsInterface, SmsRemote
-from tests.integration.harness import EP, Rig, inline, make_config, run
+from tests.integration.harness import EP, Rig, inline, make_config, run, until
 
 CLIENT_NUMBER = "+491701234567"
 SERVER_NUMBER = "+491709999999"
@@ -99,12 +99,6 @@ async def sms_rig(numbers: dict[int, str] | None = None, server_table: dict[str,
                 await client.stop()
         await server.stop()
         network.close()
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 def test_server_reads_device_over_sms_in_blocks_and_the_answer_comes_back_by_sms() -> None:
