@@ -65,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             config = _load(args.config)
-            print(f"{config.source}: OK ({len(config.servers)} server(s), {len(config.sensors)} sensor(s))")
+            bootstrap = ", a Bootstrap-Server" if config.bootstrap is not None else ""
+            print(f"{config.source}: OK ({len(config.servers)} server(s){bootstrap}, "
+                  f"{len(config.sensors)} sensor(s))")  # fmt: skip
             return 0
         if args.command == "run":
             config = _load(args.config)
