@@ -9,6 +9,7 @@ is streamed to disk, and stops it on shutdown (:meth:`FirmwareUpdate.stop`).
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ from lwm2md.objects.tree import ObjectTree
 from lwm2md.transport.dtls import PskCredentials
 
 SECURITY_OID = 0
+LOG = logging.getLogger(__name__)
 
 
 def build_firmware(
@@ -78,7 +80,8 @@ def security_psk_for_uri(tree: ObjectTree) -> CredentialsForUri:
             if isinstance(identity, bytes) and isinstance(key, bytes):
                 try:
                     return PskCredentials(identity, key)
-                except ValueError:
+                except ValueError as exc:  # never quotes the key
+                    LOG.warning("firmware: the PSK of %s cannot be used: %s", instance.path, exc)
                     return None
         return None
 

@@ -183,6 +183,20 @@ class CoapFetcher:
         )
 
     async def fetch(self, target: PackageUri, offset: int, validator: str | None, sink: FetchSink) -> None:
+        """Fetch from ``offset``; after a failed coaps fetch the client context is dropped.
+
+        aiocoap pools DTLS sessions by host, port and identity, not by key:
+        a session that failed (a wrong key, say) would be reused after the key
+        in /0 is corrected.
+        """
+        try:
+            await self._fetch(target, offset, validator, sink)
+        except BaseException:
+            if target.scheme == "coaps":
+                await self.close()
+            raise
+
+    async def _fetch(self, target: PackageUri, offset: int, validator: str | None, sink: FetchSink) -> None:
         import aiocoap
         from aiocoap import Code, Message
         from aiocoap.optiontypes import BlockOption
@@ -203,7 +217,8 @@ class CoapFetcher:
                 async with asyncio.timeout(self._timeout):
                     response = await context.request(request, handle_blockwise=False).response
             except TimeoutError:
-                raise DownloadError(RESULT_CONNECTION_LOST, f"no answer within {self._timeout:g} s",
+                hint = " (over DTLS: a wrong PSK identity or key?)" if target.scheme == "coaps" else ""
+                raise DownloadError(RESULT_CONNECTION_LOST, f"no answer within {self._timeout:g} s{hint}",
                                     retryable=True) from None  # fmt: skip
             except aiocoap.error.ResolutionError as exc:
                 raise DownloadError(RESULT_INVALID_URI, f"cannot resolve {target.host}: {exc}") from None

@@ -234,12 +234,6 @@ def test_coaps_without_a_psk_for_the_host_is_unsupported_protocol(tmp_path: FsPa
     run(scenario())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: CoapFetcher keeps one aiocoap context, whose tinydtls pool is keyed by "
-    "(host, port, identity), not key: the half-open session with the old key is reused by every "
-    "later pull (re-pulls every 15 s still failed after 7 minutes); see the report",
-)
 def test_coaps_pull_uses_a_key_corrected_in_the_security_object(tmp_path: FsPath) -> None:
     data = blob(3000, seed=3)
     config = FirmwareConfig(installers=SCRIPT, download_retries=0, download_timeout=1.0)
