@@ -44,6 +44,7 @@ from lwm2md.engine.send import Sender
 from lwm2md.errors import Lwm2mError, NotFound
 from lwm2md.firmware.build import build_firmware
 from lwm2md.firmware.object import FirmwareUpdate
+from lwm2md.firmware.object import State as FirmwareState
 from lwm2md.logsetup import set_level
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import MAX_ID, Path
@@ -977,6 +978,11 @@ class Client:
         (what a crash or power cut does; the next start resumes them).
         """
         self._started = False
+        if deregister and self.firmware is not None and self.firmware.state is FirmwareState.UPDATING:
+            # An installer restarting lwm2md (a self-update): the next start resumes the
+            # registrations and reports the outcome with a registration Update.
+            LOG.info("a firmware update is being installed: the registrations stay for the restart")
+            deregister = False
         await self.bootstrap.stop()
         for task in (self._syncing, self._purging):
             if task is not None:

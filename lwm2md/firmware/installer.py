@@ -107,8 +107,15 @@ class Installer:
         self._request.remove()
         self._result.remove()
 
-    async def run(self, ident: str) -> InstallOutcome:
-        """Run the helper and return the outcome for ``ident`` (a failure when the helper left none)."""
+    async def run(self, ident: str) -> InstallOutcome | None:
+        """Run the helper and return the outcome for ``ident`` (a failure when the helper left none).
+
+        None when the helper was killed by a signal before any outcome was
+        recorded: ``systemctl start`` is only a client, and systemd sends
+        SIGTERM to every process of lwm2md.service when an installer
+        restarts lwm2md (a self-update), while the install unit carries on.
+        The outcome is then still to come; the caller waits for it.
+        """
         shown = shlex.join(self.helper)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -119,6 +126,7 @@ class Installer:
             )
         except OSError as exc:
             return InstallOutcome(ident, RESULT_FAILED, f"cannot start {shown}: {exc.strerror or exc}")
+        timed_out = False
         try:
             async with asyncio.timeout(self.timeout):
                 output, _ = await proc.communicate()
@@ -127,6 +135,7 @@ class Installer:
                 proc.kill()
             await proc.wait()
             output = b""
+            timed_out = True
             LOG.error("firmware: %s killed after %.0f s", shown, self.timeout)
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
@@ -136,5 +145,8 @@ class Installer:
         if outcome is not None:
             return outcome
         status = proc.returncode
+        if status is not None and status < 0 and not timed_out:
+            LOG.warning("firmware: %s was killed by signal %d before the install finished", shown, -status)
+            return None
         reason = f"{shown} left no result (status {status}): {tail(output)}"
         return InstallOutcome(ident, RESULT_FAILED, reason)

@@ -604,6 +604,9 @@ class FirmwareUpdate(ObjectInstance):
         LOG.warning("firmware: installing %s package %s %s", record.package_type, record.name or "",
                     record.version or "")  # fmt: skip
         outcome = await self.installer.run(ident)
+        if outcome is None:  # the helper was killed (lwm2md is being restarted): the install goes on
+            await self._await_outcome()
+            return
         self._finished(outcome)
 
     async def _await_outcome(self) -> None:

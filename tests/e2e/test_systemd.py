@@ -5,8 +5,10 @@ builds on the previous one:
 
 install -> register and read /3/0 -> reload keeps the registration ->
 journal -> sandbox probes -> bad config (exit 78, no restart loop) ->
-stop De-registers -> upgrade keeps the config and restarts -> Execute
-Reboot reboots the container -> it comes back and registers -> purge.
+stop De-registers -> upgrade keeps the config and restarts -> self-update:
+a newer lwm2md .deb pushed to /5/0/0 and installed by Execute /5/0/2
+through lwm2md-install.service -> Execute Reboot reboots the container ->
+it comes back and registers -> purge.
 
 The LwM2M server is lwm2md.testing.TestServer in this process on
 127.0.0.1:<ephemeral>; the container shares the host's network namespace.
@@ -25,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -42,6 +45,8 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 EP = "lwm2md-e2e"
 UNIT = "lwm2md.service"
+INSTALL_UNIT = "lwm2md-install.service"
+OPAQUE = 42  # application/octet-stream
 VENV_PYTHON = "/usr/lib/lwm2md/venv/bin/python"
 CONFIG = "/etc/lwm2md/lwm2md.toml"
 EXIT_CONFIG = 78
@@ -124,6 +129,11 @@ communication_retry_timer = 2
 driver = "simulated"
 objects = [3303]
 interval = 5.0
+
+[firmware]
+# helper: the default, `systemctl start lwm2md-install.service`.
+installers = {{ deb = ["apt-get", "install", "-y", "-q", "--allow-downgrades", "{{package}}"] }}
+install_timeout = 300.0
 """
 
 
@@ -140,12 +150,13 @@ class Rig:
         self.run_dir = run_dir
         self.timings: dict[str, float] = {}
 
-    def explain(self, what: str) -> str:
-        """An assertion message with the daemon's journal and the server's log."""
+    def explain(self, what: str, *units: str) -> str:
+        """An assertion message with the daemon's journal (and ``units``'), and the server's log."""
         server_log = "\n".join(self.server.lines[-30:])
-        return (
-            f"{what}\n--- journalctl -u {UNIT}\n{self.machine.journal(UNIT)}\n--- test server\n{server_log}"
+        journals = "".join(
+            f"--- journalctl -u {unit}\n{self.machine.journal(unit)}\n" for unit in (UNIT, *units)
         )
+        return f"{what}\n{journals}--- test server\n{server_log}"
 
     def wait_registered(self, timeout: float = 30.0) -> Event:
         try:
@@ -424,25 +435,132 @@ def test_stop_deregisters(rig: Rig) -> None:
     rig.wait_registered()
 
 
-def test_upgrade_keeps_config_and_restarts(rig: Rig, tmp_path: Path) -> None:
+def _repack(rig: Rig, suffix: str, out: Path) -> tuple[Path, str]:
+    """The package under test rebuilt with ``+<suffix>`` appended to its version; (file, version)."""
+    src = rig.machine.root / str(rig.deb).lstrip("/")
+    with tempfile.TemporaryDirectory(prefix="lwm2md-repack-") as scratch:
+        unpacked = Path(scratch) / "pkg"
+        subprocess.run(["dpkg-deb", "-R", str(src), str(unpacked)], check=True)
+        control = unpacked / "DEBIAN/control"
+        version = re.search(r"^Version: (.*)$", control.read_text(), re.M)[1]  # type: ignore[index]
+        newer = f"{version}+{suffix}"
+        control.write_text(control.read_text().replace(f"Version: {version}", f"Version: {newer}"))
+        subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(unpacked), str(out)], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+    return out, newer
+
+
+def test_upgrade_keeps_config_and_restarts(rig: Rig) -> None:
     """Install a rebuilt package with a higher version: the edited conffile stays, the service restarts."""
     m = rig.machine
-    src = rig.machine.root / str(rig.deb).lstrip("/")
-    unpacked = tmp_path / "pkg"
-    subprocess.run(["dpkg-deb", "-R", str(src), str(unpacked)], check=True)
-    control = unpacked / "DEBIAN/control"
-    version = re.search(r"^Version: (.*)$", control.read_text(), re.M)[1]  # type: ignore[index]
-    control.write_text(control.read_text().replace(f"Version: {version}", f"Version: {version}+e2e1"))
-    newer = m.root / "root/debs/lwm2md-upgrade.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(unpacked), str(newer)], check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+    _, version = _repack(rig, "e2e1", m.root / "root/debs/lwm2md-upgrade.deb")
     pid = rig.main_pid()
     rig.server.drain()
     m.run(["apt-get", "install", "-y", "-q", "/root/debs/lwm2md-upgrade.deb"], timeout=300)
-    assert m.run(["dpkg-query", "-W", "-f=${Version}", "lwm2md"]).stdout == f"{version}+e2e1"
+    assert m.run(["dpkg-query", "-W", "-f=${Version}", "lwm2md"]).stdout == version
     assert m.run(["cat", CONFIG]).stdout == daemon_config(rig.server.port)
     rig.wait_registered()
     assert rig.main_pid() not in (0, pid)
+
+
+def _read_value(rig: Rig, path: str) -> Any:
+    response = rig.server.call(rig.server.server.read(EP, path))
+    assert response.ok, rig.explain(f"Read {path}: {response}")
+    return response.value
+
+
+def _try_read(rig: Rig, path: str) -> Any:
+    """The value at ``path``, or a description of why there is none (not registered, restarting...)."""
+    try:
+        response = rig.server.call(rig.server.server.read(EP, path, timeout=5), timeout=10)
+    except Exception as exc:
+        return f"no answer: {exc!r}"[:200]
+    return response.value if response.ok else f"{response.code}"
+
+
+def _wait_values(rig: Rig, wanted: dict[str, Any], timeout: float, what: str, *units: str) -> dict[str, Any]:
+    """Poll Reads of ``wanted``'s paths until they all hold those values (the daemon may be restarting).
+
+    An Update Result (/5/0/5) other than 0 or 1 ends the attempt: /5 stays there, so that fails at once.
+    """
+    deadline = time.monotonic() + timeout
+    seen: dict[str, Any] = {}
+    while True:
+        seen = {path: _try_read(rig, path) for path in wanted}
+        if seen == wanted:
+            return seen
+        failed = isinstance(seen.get("/5/0/5"), int) and seen["/5/0/5"] not in (0, 1)
+        if failed or time.monotonic() > deadline:
+            pytest.fail(rig.explain(f"{what}: wanted {wanted}, seen {seen}", *units))
+        time.sleep(1.0)
+
+
+def test_self_update_through_firmware_object(rig: Rig, tmp_path: Path) -> None:
+    """Issue 7, item 6: a newer lwm2md .deb pushed to /5/0/0 and installed by Execute /5/0/2.
+
+    The daemon hands the package to lwm2md-install.service (started through
+    polkit), whose apt-get restarts lwm2md itself; the new daemon reads the
+    helper's result, reports Update Result 1 and keeps its registration (an Update, no Register).
+    """
+    m = rig.machine
+    server = rig.server.server
+    verify = m.run(["systemd-analyze", "verify", "--man=no", INSTALL_UNIT], check=False)
+    assert verify.stdout + verify.stderr == "", verify.stdout + verify.stderr
+
+    package, version = _repack(rig, "e2e2", tmp_path / "lwm2md-self-update.deb")
+    data = package.read_bytes()
+    assert m.run(["dpkg-query", "-W", "-f=${Version}", "lwm2md"]).stdout != version
+    _wait_values(rig, {"/5/0/3": 0}, 10, "/5 before the push")
+
+    t = time.monotonic()
+    pushed = rig.server.call(server.write(EP, "/5/0/0", data, fmt=OPAQUE, timeout=180), timeout=190)
+    push_secs = time.monotonic() - t
+    assert pushed.code == "2.04", rig.explain(f"push of {len(data)} bytes to /5/0/0: {pushed}")
+    nspawn.log(f"pushed {len(data)} bytes to /5/0/0 in {push_secs:.1f} s")
+    _wait_values(rig, {"/5/0/3": 2, "/5/0/5": 0}, 30, "/5 after the push (Downloaded)")
+    assert _read_value(rig, "/5/0/6") == "lwm2md"
+    assert _read_value(rig, "/5/0/7") == version
+
+    pid = rig.main_pid()
+    rig.server.drain()
+    t = time.monotonic()
+    executed = rig.server.call(server.execute(EP, "/5/0/2"))
+    assert executed.code == "2.04", rig.explain(f"Execute /5/0/2: {executed}")
+
+    # apt-get (run by the helper as root) installs the package and restarts lwm2md.
+    deadline = time.monotonic() + 180
+    while m.run(["dpkg-query", "-W", "-f=${Version}", "lwm2md"]).stdout != version:
+        if time.monotonic() > deadline:
+            pytest.fail(rig.explain(f"lwm2md {version} not installed", INSTALL_UNIT))
+        time.sleep(1.0)
+    # The new daemon finds the helper's result and reports success: Idle, Update Result 1.
+    _wait_values(rig, {"/5/0/3": 0, "/5/0/5": 1}, 120, "/5 after the self-update", INSTALL_UNIT)
+    rig.timings["self-update"] = time.monotonic() - t
+    props = m.show(UNIT, "ActiveState", "MainPID")
+    restarted = props["ActiveState"] == "active" and props["MainPID"] not in ("0", str(pid))
+    assert restarted, rig.explain(f"lwm2md was PID {pid} before the update, now {props}")
+
+    # Registered, and the server heard from the new daemon after the install.
+    assert EP in server.registrations
+    kinds = [e.kind for e in rig.server.drain()]
+    # The registration is kept: no De-register for the restart, the new daemon resumes it with an Update.
+    assert "update" in kinds and not {"register", "deregister"} & set(kinds), rig.explain(
+        f"events since the Execute: {kinds}"
+    )
+    nspawn.log(f"events since Execute /5/0/2: {kinds}")
+    firmware = _read_value(rig, "/3/0/3")
+    assert isinstance(firmware, str) and "lwm2md" in firmware, firmware
+
+    # The install ran in lwm2md-install.service, and left nothing pending.
+    install = m.show(INSTALL_UNIT, "ActiveState", "Result")
+    ok = install == {"ActiveState": "inactive", "Result": "success"}
+    assert ok, rig.explain(f"{INSTALL_UNIT}: {install}", INSTALL_UNIT)
+    journal = m.journal(INSTALL_UNIT, 40)
+    ran = "installing deb package with apt-get" in journal and "result 1: installed with apt-get" in journal
+    assert ran, rig.explain("the install is not in the journal", INSTALL_UNIT)
+    for name in ("install-request.json", "install-result.json", "package"):
+        path = f"/var/lib/lwm2md/firmware/{name}"
+        assert m.run(["test", "-e", path], check=False).returncode != 0, f"{path} left after the update"
 
 
 def test_reboot_by_execute(rig: Rig) -> None:

@@ -133,6 +133,32 @@ def test_update_survives_a_restart_between_update_and_result(tmp_path: FsPath) -
     assert rig.seen[-1] == (State.IDLE, Result.SUCCESS)
 
 
+def test_a_helper_killed_by_a_signal_leaves_the_update_running(
+    tmp_path: FsPath, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Self-update: apt restarts lwm2md, SIGTERM kills `systemctl start` too; the install unit goes on."""
+    marker = tmp_path / "installed"
+    config, fetcher = setup(tmp_path, script(f"echo ok > {marker}"))
+    killed = FirmwareConfig(installers=config.installers, helper=("/bin/sh", "-c", "kill -TERM $$"))
+
+    async def scenario() -> None:
+        rig = rig_for(tmp_path, killed, fetcher)
+        await download(rig)
+        await rig.fw.execute(UPDATE, None)
+        await until(lambda: "killed by signal 15" in caplog.text or rig.fw.state != State.UPDATING)
+        assert (rig.fw.state, rig.fw.result) == (State.UPDATING, Result.INITIAL), "no outcome yet, no 8"
+        # the install unit, which the signal did not reach, finishes and records the outcome
+        done = subprocess.run(list(config.helper), capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        await rig.clock.advance(2.0)
+        await rig.fw.idle()
+        assert (rig.fw.state, rig.fw.result) == (State.IDLE, Result.SUCCESS)
+        assert rig.updated == [1]
+        await rig.fw.stop()
+
+    asyncio.run(scenario())
+
+
 def test_no_outcome_by_the_deadline_is_failure(tmp_path: FsPath) -> None:
     config, fetcher = setup(tmp_path, script("exit 0"), install_timeout=10.0)
     blocking = FirmwareConfig(installers=config.installers, install_timeout=10.0,
