@@ -137,9 +137,10 @@ class Installer:
             output = b""
             timed_out = True
             LOG.error("firmware: %s killed after %.0f s", shown, self.timeout)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the daemon stops; the install unit, if started, goes on
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+            await proc.wait()  # reap it and close its pipes before the loop goes
             raise
         outcome = self.collect(ident)
         if outcome is not None:
