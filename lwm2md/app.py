@@ -76,7 +76,7 @@ from lwm2md.provisioning import (
     factory_security_instances,
     instances_from,
 )
-from lwm2md.state import RegistrationStore, StoredAttributes, WrittenValues
+from lwm2md.state import RegistrationStore, StoredAttributes, StoredInstances, WrittenValues
 from lwm2md.transport.coap import CoapEndpoint, resolve_peer
 from lwm2md.transport.sms import SmsBinding
 
@@ -174,6 +174,7 @@ class Client:
         self._run_blocking = run_blocking
         self._started = False
         self._own_number: Callable[[], str | None] = lambda: None
+        self._data_oids: list[int] = []
         self.firmware: FirmwareUpdate | None = None
         self.provisioned = ProvisionedState(config.state_dir)
         self.provisioning_source: Source = "config"
@@ -195,6 +196,9 @@ class Client:
         self._build_tree()
         self.written = WrittenValues(self.dm, config.state_dir)
         self.stored_registrations = RegistrationStore(config.state_dir)
+        self.stored_instances = StoredInstances(self.tree, self._data_oids, config.state_dir)
+        if self.stored_instances.restore():
+            LOG.info("restored server-created instances from %s", self.stored_instances.file.path)
         self.stored_attributes = StoredAttributes(self.attributes, config.state_dir)
         if self.stored_attributes.restore():
             LOG.info("restored notification attributes from %s", self.stored_attributes.file.path)
@@ -269,6 +273,7 @@ class Client:
                 continue
             factory = functools.partial(ObjectInstance, definition)
             self.tree.add_object(LwM2MObject(definition, factory=factory, deletable=True))
+            self._data_oids.append(oid)
 
     # -- provisioning (/0, /1, /2) and accounts ------------------------------------
 
@@ -602,6 +607,7 @@ class Client:
         self.stored_registrations.clear()
         self.provisioned.forget()
         self.stored_attributes.forget()
+        self.stored_instances.forget()
         if self.queue is not None:
             self.queue.store.clear_all()
         LOG.warning("factory reset: stored state removed, restarting from the configuration")
@@ -651,6 +657,8 @@ class Client:
             return
         if path.oid in PROVISIONING_OIDS:
             self._provisioning_changed()
+        if path.oid in self.stored_instances.oids:
+            self.stored_instances.save()
         if path.oid != SERVER_OID:
             return
         for ssid, account in self.accounts.items():
@@ -664,6 +672,8 @@ class Client:
     def _structure_changed(self) -> None:
         if self._started and not self.bootstrap.session_open:
             self._provisioning_changed()
+            if self.stored_instances.oids:
+                self.stored_instances.save()
             self.request_update()
 
     # -- lifecycle ---------------------------------------------------------------

@@ -194,10 +194,10 @@ def reset_state(state_dir: str) -> int:
     from lwm2md.engine.notification_store import NOTIFICATIONS_DIR, NotificationStore
     from lwm2md.persist import StateFile
     from lwm2md.provisioning import FILE_NAME as PROVISIONED
-    from lwm2md.state import ATTRIBUTES_FILE, REGISTRATIONS_FILE
+    from lwm2md.state import ATTRIBUTES_FILE, DATA_OBJECTS_FILE, REGISTRATIONS_FILE
     from lwm2md.state import FILE_NAME as WRITTEN
 
-    for name in (WRITTEN, REGISTRATIONS_FILE, PROVISIONED, ATTRIBUTES_FILE):
+    for name in (WRITTEN, REGISTRATIONS_FILE, PROVISIONED, ATTRIBUTES_FILE, DATA_OBJECTS_FILE):
         StateFile(state_dir, name).remove()
     NotificationStore(str(FsPath(state_dir) / NOTIFICATIONS_DIR), 1).clear_all()
     print(f"{state_dir}: stored state removed; restart lwm2md to apply the configuration file")

@@ -223,3 +223,76 @@ class StoredAttributes:
             self.file.save({"servers": self.attributes.dump()})
         except OSError as exc:
             LOG.error("cannot store attributes in %s: %s", self.file.path, exc)
+
+
+DATA_OBJECTS_FILE = "data-objects.json"
+
+
+class StoredInstances:
+    """Instances servers created in data objects (objects from ``objects_dir`` no driver builds).
+
+    :meth:`restore` recreates them with their values at start; :meth:`save`
+    (after any change to those objects) rewrites the file atomically. An
+    instance or value the catalog no longer accepts is skipped with a log line.
+    """
+
+    def __init__(self, tree: ObjectTree, oids: Sequence[int], state_dir: str) -> None:
+        self.tree = tree
+        self.oids = frozenset(oids)
+        self.file = StateFile(state_dir, DATA_OBJECTS_FILE)
+
+    def restore(self) -> int:
+        """Recreate the stored instances; returns how many."""
+        try:
+            content = self.file.load()
+        except StateError as exc:
+            LOG.error("ignoring stored data object instances: %s", exc)
+            return 0
+        restored = 0
+        objects = content.get("objects", {}) if content else {}
+        for oid_text, instances in objects.items() if isinstance(objects, dict) else ():
+            for iid_text, values in instances.items() if isinstance(instances, dict) else ():
+                try:
+                    oid, iid = int(oid_text), int(iid_text)
+                    if oid not in self.oids:
+                        raise ValueError(f"/{oid} is not a data object")
+                    obj = self.tree.object(oid)
+                    assert obj.factory is not None
+                    inst = obj.factory(iid)
+                    for rid_text, raw in dict(values).items():
+                        path = Path(oid, iid, int(rid_text))
+                        rdef = self.tree.resource_def(path)
+                        if rdef is None:
+                            raise ValueError(f"{path} is not defined")
+                        data = _load_data(raw)
+                        if isinstance(data, dict):
+                            data = {riid: check_value(rdef, path.child(riid), v) for riid, v in data.items()}
+                        else:
+                            data = check_value(rdef, path, data)
+                        inst.set(int(rid_text), data)
+                    self.tree.add_instance(inst)
+                except (Lwm2mError, ValueError, TypeError) as exc:
+                    LOG.warning("stored instance /%s/%s not restored: %s", oid_text, iid_text, exc)
+                    continue
+                restored += 1
+        return restored
+
+    def save(self) -> None:
+        """Store every instance of the data objects."""
+        objects: dict[str, Any] = {}
+        for oid in sorted(self.oids):
+            objects[str(oid)] = {
+                str(inst.iid): {
+                    str(rid): _dump_data(inst.read(rid))
+                    for rid in sorted(inst.definition.resources) if inst.has(rid)
+                }
+                for inst in self.tree.instances(oid)
+            }  # fmt: skip
+        try:
+            self.file.save({"objects": objects})
+        except OSError as exc:
+            LOG.error("cannot store data object instances in %s: %s", self.file.path, exc)
+
+    def forget(self) -> None:
+        """Remove the file (Factory Reset, reset-state)."""
+        self.file.remove()

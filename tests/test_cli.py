@@ -165,7 +165,7 @@ def test_without_hardware_each_table_fails_alone_and_the_device_registers(tmp_pa
 
 
 def test_reset_state_removes_stored_values(tmp_path: Path) -> None:
-    names = ("written.json", "registrations.json", "provisioned.json", "attributes.json")
+    names = ("written.json", "registrations.json", "provisioned.json", "attributes.json", "data-objects.json")
     for name in names:
         (tmp_path / name).write_text('{"version": 1, "content": {}}')
     (tmp_path / "unrelated").write_text("kept")

@@ -270,7 +270,12 @@ class AccessControl:
         """Add the /2 instance :meth:`acl_for_created_instance` describes; returns it.
 
         Takes the lowest free /2 iid; KeyError when the catalog has no /2.
+        ACL instances left over for an earlier /oid/iid are removed first: the
+        new instance's rights start from its creator alone.
         """
+        stale = self.remove_for_deleted(oid, iid)
+        if stale:
+            LOG.info("access control: stale ACL(s) %s for %s removed", stale, Path(oid, iid))
         obj = self.tree.ensure_object(ACCESS_CONTROL_OID)
         inst = ObjectInstance(obj.definition, obj.free_iid(), self.acl_for_created_instance(ssid, oid, iid))
         self.tree.add_instance(inst)

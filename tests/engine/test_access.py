@@ -214,3 +214,19 @@ def test_security_object_is_never_reachable(ac: AccessControl, count: int) -> No
 def test_root_path_passes(ac: AccessControl) -> None:
     assert ac.allowed(B, Operation.READ, Path(), server_count=2)
     assert ac.visible_to(B, Path(), server_count=2)
+
+
+def test_a_new_instance_replaces_a_stale_acl_for_its_iid(ac: AccessControl, acl_tree: ObjectTree) -> None:
+    add_acl(acl_tree, 8, 3303, 5, {A: int(R | W | E | D)}, A)  # left from an earlier /3303/5
+    added = ac.add_for_created(B, 3303, 5)
+    assert ac.acl_instances_for(3303, 5) == [added.iid]
+    assert ac.rights(B, 3303, 5) == INSTANCE_RIGHTS
+    assert ac.rights(A, 3303, 5) == Rights.NONE
+
+
+def test_a_factory_configuration_trusts_its_servers_where_no_acl_applies(acl_tree: ObjectTree) -> None:
+    trusting = AccessControl(acl_tree, trust_unlisted=lambda: True)
+    assert code(trusting, A, Operation.READ, "/1/0") == "ok"
+    assert code(trusting, B, Operation.CREATE, "/3303") == "ok"
+    assert trusting.rights(B, 3, 0) == Rights.NONE, "an ACL that exists still decides"
+    assert code(trusting, A, Operation.READ, "/0/0") == "4.01"

@@ -28,7 +28,7 @@ from lwm2md.engine.clock import FakeClock
 from lwm2md.engine.registration import State
 from lwm2md.testing import TestServer
 from lwm2md.testing.bootstrap import AclSpec, BootstrapServer, ServerAccountSpec
-from tests.integration.harness import EP, inline, run
+from tests.integration.harness import EP, inline, run, until
 
 R, W, E, D, C = 1, 2, 4, 8, 16
 WIDGET_DDF = (
@@ -355,5 +355,30 @@ def test_bootstrap_writes_in_tlv_and_lwm2m_cbor() -> None:
                 assert (await s.servers[0].wait_registered(EP)).lifetime == 120
                 acl = client.access.acl_instance(3303, 0)
                 assert acl is not None and acl.read(2) == {11: R | W}
+
+    run(scenario())
+
+
+def test_an_instance_a_server_created_survives_a_restart_with_its_acl() -> None:
+    async def scenario() -> None:
+        async with site(server_count=2) as s:
+            s.bs.provision(EP, [s.account(0, 1), s.account(1, 2)], [AclSpec(33999, 65535, {2: C})])
+            config = client_config(s.state_dir, {"uri": s.bs.uri}, objects_dir=s.objects_dir)
+            client = s.client(config)
+            await client.start()
+            await registered(client, 2)
+            two = s.servers[1]
+            created = await two.create(EP, "/33999", bytes.fromhex("0300C10005"), fmt=ContentFormat.TLV)
+            assert created.code == "2.01"
+            assert (await two.write(EP, "/33999/0/0", b"9", fmt=ContentFormat.TEXT)).code == "2.04"
+            await client.stop(deregister=False)
+
+            again = s.client(config)
+            await again.start()
+            for server in s.servers:  # each resumed with an Update from the new port
+                await until(lambda srv=server: srv.registrations[EP].remote[1] == again.endpoint.local_port)
+            assert (await two.read(EP, "/33999/0/0")).payload == b"9"
+            assert (await s.servers[0].read(EP, "/33999/0/0")).code == "4.01", "still server 2's"
+            assert (await two.delete(EP, "/33999/0")).code == "2.02"
 
     run(scenario())
