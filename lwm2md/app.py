@@ -22,13 +22,10 @@ from lwm2md import __version__, codec
 from lwm2md.bootstrapping import BootstrapService
 from lwm2md.codec import ContentFormat
 from lwm2md.codec.linkformat import Link, format_links
-from lwm2md.config import Config, SensorConfig, ServerConfig, parse_server_uri
-from lwm2md.drivers.base import DriverError, Sensor
+from lwm2md.config import Config, ServerConfig, parse_server_uri
 from lwm2md.drivers.fake.modem import FakeModem
-from lwm2md.drivers.gpio import make_pin_factory
 from lwm2md.drivers.modem.at import AtChannel
 from lwm2md.drivers.modem.sms import SmsLink
-from lwm2md.drivers.registry import create_sensor
 from lwm2md.drivers.system.linux import read_host_facts
 from lwm2md.engine.access import AccessControl
 from lwm2md.engine.attributes import AttributeStore
@@ -45,14 +42,15 @@ from lwm2md.errors import Lwm2mError, NotFound
 from lwm2md.firmware.build import build_firmware
 from lwm2md.firmware.object import FirmwareUpdate
 from lwm2md.firmware.object import State as FirmwareState
+from lwm2md.hardware import Hardware, SensorFactory
 from lwm2md.logsetup import set_level
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import MAX_ID, Path
 from lwm2md.model.types import Record, ResourceData
-from lwm2md.objects.connectivity import ConnectivityObjects, build_connectivity_objects
+from lwm2md.objects.connectivity import ConnectivityObjects
 from lwm2md.objects.device import build_device_instance, run_command
-from lwm2md.objects.digital import DigitalInputInstance, DigitalOutputInstance, build_gpio_instance
-from lwm2md.objects.sampling import RunBlocking, SensorSampler, build_sensor_instances
+from lwm2md.objects.digital import DigitalInputInstance, DigitalOutputInstance
+from lwm2md.objects.sampling import RunBlocking, SensorSampler
 from lwm2md.objects.server import (
     SECURITY_MODE_NOSEC,
     ServerAccount,
@@ -97,7 +95,6 @@ REGISTRATION_RIDS = frozenset({1, 7})  # Lifetime, Binding
 DEFAULT_PERIOD_RIDS = frozenset({2, 3})  # Default Minimum / Maximum Period
 STOP_TIMEOUT = 10.0
 RESUME_MARGIN = 30.0  # a stored registration this close to expiry is registered afresh
-FIRST_SAMPLE_TIMEOUT = 2.0
 
 
 def _needs_new_registration(before: ServerConfig, after: ServerConfig) -> bool:
@@ -105,14 +102,6 @@ def _needs_new_registration(before: ServerConfig, after: ServerConfig) -> bool:
     return (before.uri, before.security, before.psk_identity, before.psk_key, before.lwm2m_version) != (
         after.uri, after.security, after.psk_identity, after.psk_key, after.lwm2m_version
     )
-
-
-SensorFactory = Callable[[SensorConfig, bool], Sensor]
-
-
-def default_sensor_factory(config: SensorConfig, simulate: bool) -> Sensor:
-    """The registry's driver for a ``[[sensor]]`` table (its simulator with ``simulate``)."""
-    return create_sensor(config.driver, config.options, simulate=simulate)
 
 
 class Client:
@@ -154,11 +143,9 @@ class Client:
             max_retransmit=config.endpoint.max_retransmit,
         )
         self.registrations: dict[int, Registration] = {}
-        self.samplers: list[SensorSampler] = []
-        self.gpios: list[DigitalInputInstance | DigitalOutputInstance] = []
-        self.modem_channel: AtChannel | None = None
-        self.connectivity: ConnectivityObjects | None = None
-        self.fake_modem: FakeModem | None = None
+        self.hardware = Hardware(
+            self.tree, self.clock, simulate=simulate, sensor_factory=sensor_factory, run_blocking=run_blocking
+        )
         self.sender: Sender | None = None
         self.host_root = host_root
         self.on_status: Callable[[str], None] | None = None
@@ -170,8 +157,6 @@ class Client:
         self.queue: QueueController | None = None
         self._disabling: dict[int, asyncio.Task[None]] = {}
         self._sms_link: SmsLink | None = None
-        self._sensor_factory = sensor_factory or default_sensor_factory
-        self._run_blocking = run_blocking
         self._started = False
         self._own_number: Callable[[], str | None] = lambda: None
         self._data_oids: list[int] = []
@@ -227,9 +212,7 @@ class Client:
         for server, inst in self._tree_accounts().values():
             self._add_account(server, inst)
         self._build_device()
-        self._build_sensors()
-        self._build_gpios()
-        self._build_modem()
+        self.hardware.build(self.config)
         self._build_firmware()
         self._build_data_objects()
         self._preserve_built_objects()
@@ -446,96 +429,35 @@ class Client:
             raise NotFound(f"/{'/'.join(req.uri_path)} is not an LwM2M path")
         return await self.dispatcher.handle(req)
 
-    def _build_sensors(self) -> None:
-        cfg = self.config
-        for index, sensor_cfg in enumerate(cfg.sensors):
-            try:
-                sensor = self._sensor_factory(sensor_cfg, self.simulate)
-            except (DriverError, ValueError, OSError) as exc:
-                # One table's hardware missing must not take the gateway down.
-                LOG.error(
-                    "%s: sensor[%d] (driver %s) disabled: %s", cfg.source, index, sensor_cfg.driver, exc
-                )
-                continue
-            instances = build_sensor_instances(
-                self.tree, sensor, sensor_cfg.objects, sensor_cfg.instances
-            )
-            self.samplers.append(
-                SensorSampler(sensor, instances, sensor_cfg.interval, run_blocking=self._run_blocking)
-            )
+    @property
+    def samplers(self) -> list[SensorSampler]:
+        """The ``[[sensor]]`` samplers (see :class:`~lwm2md.hardware.Hardware`)."""
+        return self.hardware.samplers
 
-    def _build_gpios(self) -> None:
-        """One instance per ``[[gpio]]`` table; a pin that cannot be opened answers 5.00 alone."""
-        cfg = self.config
-        if not cfg.gpios:
-            return
-        factory_name = "mock" if self.simulate else cfg.platform.gpio_pin_factory
-        try:
-            factory = make_pin_factory(factory_name)
-        except (DriverError, ValueError) as exc:
-            LOG.error("%s: GPIO pin factory %r unavailable, [[gpio]] tables disabled: %s",
-                      cfg.source, factory_name or "default", exc)
-            return
-        for gpio in cfg.gpios:
-            self.gpios.append(build_gpio_instance(
-                self.tree, kind=gpio.kind, pin=gpio.pin, iid=gpio.instance, pin_factory=factory,
-                pull_up=gpio.pull_up, active_high=gpio.active_high, debounce_ms=gpio.debounce_ms,
-                edge=gpio.edge, initial=gpio.initial, application_type=gpio.application_type,
-                clock=self.clock,
-            ))  # fmt: skip
+    @property
+    def gpios(self) -> list[DigitalInputInstance | DigitalOutputInstance]:
+        return self.hardware.gpios
 
-    def _close_gpios(self) -> None:
-        for instance in self.gpios:
-            instance.close()
-            self.tree.remove_instance(instance.oid, instance.iid)
-        self.gpios = []
+    @property
+    def modem_channel(self) -> AtChannel | None:
+        return self.hardware.modem_channel
 
-    def _build_modem(self) -> None:
-        """/4 and /7 from the ``[modem]`` table (a fake modem under --simulate)."""
-        modem = self.config.modem
-        if modem is None:
-            return
-        opener = None
-        if self.simulate:
-            self.fake_modem = FakeModem(modem.vendor or "quectel")
-            opener = self.fake_modem.open_stream
-        try:
-            self.modem_channel = AtChannel(
-                modem.port, baudrate=modem.baudrate, clock=self.clock, opener=opener
-            )
-        except ValueError as exc:
-            LOG.error("%s: [modem] disabled: %s", self.config.source, exc)
-            return
-        self.connectivity = build_connectivity_objects(
-            self.tree, self.modem_channel, interface=modem.interface, interval=modem.interval,
-            clock=self.clock, vendor=modem.vendor,
-        )
+    @property
+    def connectivity(self) -> ConnectivityObjects | None:
+        return self.hardware.connectivity
 
-    async def _close_modem(self) -> None:
+    @property
+    def fake_modem(self) -> FakeModem | None:
+        return self.hardware.fake_modem
+
+    async def _close_sms(self) -> None:
+        """Stop the SMS binding and its link (before the modem closes)."""
         if self.sms_binding is not None:
             self.sms_binding.close()
             self.sms_binding = None
         if self._sms_link is not None:
             await self._sms_link.close()
             self._sms_link = None
-        if self.connectivity is not None:
-            await self.connectivity.stop()
-            for oid in (4, 7):
-                if self.tree.has_object(oid) and 0 in self.tree.object(oid).instances:
-                    self.tree.remove_instance(oid, 0)
-            self.connectivity = None
-        if self.modem_channel is not None:
-            await self.modem_channel.close()
-            self.modem_channel = None
-        if self.fake_modem is not None:
-            self.fake_modem.close()
-            self.fake_modem = None
-
-    async def _start_modem(self) -> None:
-        if self.modem_channel is not None:
-            await self.modem_channel.open()
-        if self.connectivity is not None:
-            self.connectivity.start()
 
     def _build_device(self) -> None:
         dev = self.config.device
@@ -688,10 +610,7 @@ class Client:
         if self.firmware is not None:
             await self.firmware.start()
         self._start_queue_mode()
-        await self._first_samples()
-        for sampler in self.samplers:
-            sampler.start(self.clock)
-        await self._start_modem()
+        await self.hardware.start()
         await self._start_sms_binding()
         self._started = True
         self.bootstrap.start()
@@ -734,11 +653,11 @@ class Client:
             if modem is None or not modem.sms:
                 return
             numbers = {a.ssid: a.config.sms_number for a in self.accounts.values() if a.config.sms_number}
-        if self.modem_channel is None or not numbers:
-            LOG.warning("SMS binding not started: %s", "no modem" if self.modem_channel is None
+        if self.hardware.modem_channel is None or not numbers:
+            LOG.warning("SMS binding not started: %s", "no modem" if self.hardware.modem_channel is None
                         else "no server has an SMS number")  # fmt: skip
             return
-        link = SmsLink(self.modem_channel, clock=self.clock)
+        link = SmsLink(self.hardware.modem_channel, clock=self.clock)
         await link.start()
         own = (modem.own_number if modem is not None else None) or link.own_number
         binding = SmsBinding(self.endpoint, link, own_number=own)
@@ -764,21 +683,6 @@ class Client:
                 lambda: self._registered_requester(send_cfg.short_id),
             )
             self.sender.start()
-
-    async def _first_samples(self) -> None:
-        """Read every sensor once before registering, so the first Read has a value.
-
-        Bounded by FIRST_SAMPLE_TIMEOUT: a slow or absent chip only delays
-        start-up that long (its instances answer 5.00 until a sample lands).
-        """
-        if not self.samplers:
-            return
-        first = asyncio.gather(*(sampler.sample_once(at=self.clock.wall()) for sampler in self.samplers))
-        try:
-            await asyncio.wait_for(first, FIRST_SAMPLE_TIMEOUT)
-        except TimeoutError:
-            LOG.warning("first sensor readings took longer than %.0f s; registering anyway",
-                        FIRST_SAMPLE_TIMEOUT)
 
     async def _register_in_priority_order(self, ssids: list[int]) -> None:
         """Start the servers with /1/x/13 one after the other, lowest value first.
@@ -1003,8 +907,7 @@ class Client:
             task.cancel()
         if self.sender is not None:
             await self.sender.stop()
-        for sampler in self.samplers:
-            await sampler.stop()
+        await self.hardware.stop_sampling()
         deregistrations = asyncio.gather(
             *(reg.stop(deregister=deregister) for reg in self.registrations.values())
         )
@@ -1014,9 +917,8 @@ class Client:
             LOG.warning("de-registration did not finish within %.0f s; stopping anyway", timeout)
         for ssid in list(self.accounts):
             self.observe.stop_server(ssid)
-        for instance in self.gpios:
-            instance.close()
-        await self._close_modem()
+        await self._close_sms()
+        await self.hardware.stop()
         self._stop_queue_mode()
         if self.firmware is not None:
             await self.firmware.stop()
@@ -1051,24 +953,12 @@ class Client:
             self.tree.remove_instance(3, 0)
             self._build_device()
             changes.append("[device] applied")
-        if new.sensors != old.sensors:
-            for sampler in self.samplers:
-                await sampler.stop()
-                for instance in sampler.instances:
-                    self.tree.remove_instance(instance.oid, instance.iid)
-            self.samplers = []
-            self._build_sensors()
-            for sampler in self.samplers:
-                sampler.start(self.clock)
-            changes.append("[[sensor]] tables applied")
-        if new.gpios != old.gpios or new.platform != old.platform:
-            self._close_gpios()
-            self._build_gpios()
-            changes.append("[[gpio]] tables applied")
+        changes.extend(await self.hardware.apply(old, new))
         if new.modem != old.modem:
-            await self._close_modem()
-            self._build_modem()
-            await self._start_modem()
+            await self._close_sms()
+            await self.hardware.close_modem()
+            self.hardware.build_modem(new)
+            await self.hardware.start_modem()
             await self._start_sms_binding()
             changes.append("[modem] applied")
         if new.send != old.send:
