@@ -84,6 +84,8 @@ class ObserveEngine:
     """Schedules notifications for all observations of all servers.
 
     ``defaults(ssid)`` gives the server's default (pmin, pmax); pmax 0 means none.
+    ``visible(ssid, records)`` keeps what that server may see (access control;
+    default: everything).
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class ObserveEngine:
         self.con_interval = con_interval
         self._observations: dict[int, Observation] = {}
         self._outbox: Emit | None = None
+        self.visible: Callable[[int, list[Record]], list[Record]] = lambda _ssid, records: records
         dm.tree.on_value_change(self.value_changed)
         dm.tree.on_structure_change(self.structure_changed)
 
@@ -108,9 +111,8 @@ class ObserveEngine:
 
     def read(self, obs: Observation) -> list[Record]:
         """Current records of the observed paths (raises Lwm2mError)."""
-        if obs.composite:
-            return self.dm.read_composite(obs.paths)
-        return self.dm.read(obs.paths[0])
+        records = self.dm.read_composite(obs.paths) if obs.composite else self.dm.read(obs.paths[0])
+        return self.visible(obs.ssid, records)
 
     def start(self, obs: Observation, initial: list[Record]) -> None:
         """Track ``obs``, whose first response (carrying ``initial``) is being sent now."""

@@ -116,6 +116,7 @@ class RequestDispatcher:
         self.preferred_format = preferred_format
         self.access = access
         self.server_count = server_count
+        observe.visible = self._filter_records
 
     async def handle(self, req: InboundRequest) -> Outcome:
         """Serve ``req``; raises Lwm2mError with the response code on refusal."""
@@ -155,6 +156,9 @@ class RequestDispatcher:
         return self.access.visible_to(ssid, path, server_count=self.server_count(), op=op)
 
     def _filter_records(self, ssid: int, records: list[Record]) -> list[Record]:
+        """``records`` without those of instances ``ssid`` may not read (also used for notifications)."""
+        if self.access is None or self.server_count() <= 1:
+            return records
         return [r for r in records if self._visible(ssid, Path(*r.path.parts[:2]), Operation.READ)]
 
     def _filter_links(self, ssid: int, links: list[Link]) -> list[Link]:

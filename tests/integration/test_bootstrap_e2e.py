@@ -382,3 +382,29 @@ def test_an_instance_a_server_created_survives_a_restart_with_its_acl() -> None:
             assert (await two.delete(EP, "/33999/0")).code == "2.02"
 
     run(scenario())
+
+
+def test_object_notifications_leave_out_instances_the_server_may_not_read() -> None:
+    async def scenario() -> None:
+        async with site(server_count=2) as s:
+            acls = [AclSpec(3303, 0, {1: R}), AclSpec(3303, 1, {1: R, 2: R})]
+            s.bs.provision(EP, [s.account(0, 1), s.account(1, 2)], acls)
+            sensors = [{"driver": "simulated", "objects": [3303], "interval": 5.0} for _ in range(2)]
+            client = s.client(client_config(s.state_dir, {"uri": s.bs.uri}, sensor=sensors))  # /3303/0 and 1
+            await client.start()
+            await registered(client, 1)
+            await registered(client, 2)
+            two = s.servers[1]
+            obs = await two.observe(EP, "/3303", accept=ContentFormat.SENML_CBOR)
+            assert obs.first.code == "2.05"
+            assert {str(r.path)[:8] for r in obs.first.records or []} == {"/3303/1/"}
+            for sampler in client.samplers:
+                sampler.sensor.set_value("temperature", 30.5)  # type: ignore[attr-defined]
+                await sampler.sample_once()
+            clock = client.clock
+            assert isinstance(clock, FakeClock)
+            await clock.advance(1)
+            note = await asyncio.wait_for(obs.notifications.get(), 10)
+            assert note.records and {str(r.path)[:8] for r in note.records} == {"/3303/1/"}
+
+    run(scenario())
