@@ -25,13 +25,12 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from lwm2md.config import Config
 from lwm2md.engine.bootstrap import check_configuration
-from lwm2md.engine.dm import check_value
+from lwm2md.engine.dm import check_resource
 from lwm2md.errors import Lwm2mError
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import Path
@@ -39,6 +38,7 @@ from lwm2md.model.types import ResourceData
 from lwm2md.objects.server import build_bootstrap_security_instance, build_security_instance
 from lwm2md.objects.tree import ObjectInstance, ObjectTree
 from lwm2md.persist import StateError, StateFile, dump_value, load_value
+from lwm2md.state import stored_values
 
 LOG = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class ProvisionedState:
         objects: dict[str, Any] = {}
         for oid in PROVISIONING_OIDS:
             objects[str(oid)] = {
-                str(inst.iid): {str(rid): _dump(data) for rid, data in _stored_values(inst)}
+                str(inst.iid): {str(rid): _dump(data) for rid, data in stored_values(inst)}
                 for inst in tree.instances(oid)
             }
         content = {"source": source, "fingerprint": fingerprint, "saved_at": time.time(), "objects": objects}
@@ -159,22 +159,17 @@ def _scratch_tree(catalog: Catalog, stored: Provisioned) -> ObjectTree:
     return tree
 
 
-def _stored_values(inst: ObjectInstance) -> Iterable[tuple[int, ResourceData]]:
-    """The instance's stored values (handlers' computed values are not provisioning)."""
-    for rid in sorted(inst.definition.resources):
-        if not inst.has(rid):
-            continue
-        try:
-            data = inst.read(rid)
-        except Exception:
-            continue
-        yield rid, data
-
-
 def _dump(data: ResourceData) -> Any:
     if isinstance(data, dict):
         return {"multi": {str(riid): dump_value(v) for riid, v in data.items()}}
     return dump_value(data)
+
+
+def _load(raw: Any) -> ResourceData:
+    """Inverse of :func:`_dump`."""
+    if isinstance(raw, dict) and set(raw) == {"multi"}:
+        return {int(riid): load_value(v) for riid, v in dict(raw["multi"]).items()}
+    return load_value(raw)
 
 
 def _parse(content: dict[str, Any], catalog: Catalog) -> Provisioned:
@@ -201,13 +196,7 @@ def _parse(content: dict[str, Any], catalog: Catalog) -> Provisioned:
                     raise ValueError(f"/{oid}/{iid}/{rid} is not a resource of object {oid}")
                 path = Path(oid, iid, rid)
                 try:
-                    if isinstance(raw, dict) and set(raw) == {"multi"}:
-                        checked[rid] = {
-                            int(riid): check_value(rdef, path.child(int(riid)), load_value(v))
-                            for riid, v in dict(raw["multi"]).items()
-                        }
-                    else:
-                        checked[rid] = check_value(rdef, path, load_value(raw))
+                    checked[rid] = check_resource(rdef, path, _load(raw))
                 except (Lwm2mError, ValueError) as exc:
                     if oid == SECURITY_OID:  # the message may quote a key: never log it
                         raise ValueError(f"{path} holds no valid {rdef.type.value} value") from None

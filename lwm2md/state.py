@@ -14,15 +14,15 @@ is kept aside and ignored (the configuration's values apply).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lwm2md.engine.attributes import AttributeStore
-from lwm2md.engine.dm import DeviceManagement, check_value
+from lwm2md.engine.dm import DeviceManagement, check_resource
 from lwm2md.errors import Lwm2mError
 from lwm2md.model.path import Path
 from lwm2md.model.types import Operations, ResourceData
-from lwm2md.objects.tree import ObjectTree
+from lwm2md.objects.tree import ObjectInstance, ObjectTree
 from lwm2md.persist import StateError, StateFile, dump_value, load_value
 
 LOG = logging.getLogger(__name__)
@@ -58,11 +58,7 @@ class WrittenValues:
                 assert path.oid is not None and path.iid is not None and path.rid is not None
                 rdef = self.tree.resource_def(path)
                 assert rdef is not None
-                if isinstance(data, dict):
-                    data = {riid: check_value(rdef, path.child(riid), v) for riid, v in data.items()}
-                else:
-                    data = check_value(rdef, path, data)
-                self.tree.instance(path.oid, path.iid).write(path.rid, data)
+                self.tree.instance(path.oid, path.iid).write(path.rid, check_resource(rdef, path, data))
             except (Lwm2mError, ValueError, TypeError) as exc:
                 LOG.warning("stored value for %s not restored: %s", text, exc)
                 continue
@@ -106,6 +102,18 @@ class WrittenValues:
         if rdef is None or rdef.operations & Operations.E:
             return False
         return bool(rdef.operations & Operations.W)
+
+
+def stored_values(inst: ObjectInstance) -> Iterator[tuple[int, ResourceData]]:
+    """(rid, content) of every present resource of ``inst`` that reads without error, by rid."""
+    for rid in sorted(inst.definition.resources):
+        if not inst.has(rid):
+            continue
+        try:
+            data = inst.read(rid)
+        except Exception:
+            continue
+        yield rid, data
 
 
 def _dump_data(data: ResourceData) -> Any:
@@ -264,12 +272,7 @@ class StoredInstances:
                         rdef = self.tree.resource_def(path)
                         if rdef is None:
                             raise ValueError(f"{path} is not defined")
-                        data = _load_data(raw)
-                        if isinstance(data, dict):
-                            data = {riid: check_value(rdef, path.child(riid), v) for riid, v in data.items()}
-                        else:
-                            data = check_value(rdef, path, data)
-                        inst.set(int(rid_text), data)
+                        inst.set(int(rid_text), check_resource(rdef, path, _load_data(raw)))
                     self.tree.add_instance(inst)
                 except (Lwm2mError, ValueError, TypeError) as exc:
                     LOG.warning("stored instance /%s/%s not restored: %s", oid_text, iid_text, exc)
@@ -282,12 +285,9 @@ class StoredInstances:
         objects: dict[str, Any] = {}
         for oid in sorted(self.oids):
             objects[str(oid)] = {
-                str(inst.iid): {
-                    str(rid): _dump_data(inst.read(rid))
-                    for rid in sorted(inst.definition.resources) if inst.has(rid)
-                }
+                str(inst.iid): {str(rid): _dump_data(data) for rid, data in stored_values(inst)}
                 for inst in self.tree.instances(oid)
-            }  # fmt: skip
+            }
         try:
             self.file.save({"objects": objects})
         except OSError as exc:

@@ -86,6 +86,13 @@ def check_value(rdef: ResourceDef, path: Path, value: Value) -> Value:
     return value
 
 
+def check_resource(rdef: ResourceDef, path: Path, data: ResourceData) -> ResourceData:
+    """:func:`check_value` for a resource's whole content: a value, or {riid: value} of resource instances."""
+    if isinstance(data, dict):
+        return {riid: check_value(rdef, path.child(riid), value) for riid, value in data.items()}
+    return check_value(rdef, path, data)
+
+
 class DeviceManagement:
     """The DM interface over one object tree.
 
