@@ -179,7 +179,7 @@ class Client:
             pack=bootstrap_cfg.pack if bootstrap_cfg else False,
         )  # fmt: skip
         self._build_tree()
-        self.written = WrittenValues(self.dm, config.state_dir)
+        self.written = WrittenValues(self.dm, config.state_dir, skip=self._data_oids)
         self.stored_registrations = RegistrationStore(config.state_dir)
         self.stored_instances = StoredInstances(self.tree, self._data_oids, config.state_dir)
         if self.stored_instances.restore():

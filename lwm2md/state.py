@@ -14,7 +14,7 @@ is kept aside and ignored (the configuration's values apply).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from lwm2md.engine.attributes import AttributeStore
@@ -32,12 +32,17 @@ FILE_NAME = "written.json"
 
 
 class WrittenValues:
-    """Keeps server-written resource values in a state file and restores them."""
+    """Keeps server-written resource values in a state file and restores them.
 
-    def __init__(self, dm: DeviceManagement, state_dir: str) -> None:
+    Objects in ``skip`` are left out (data objects: :class:`StoredInstances`
+    keeps their instances whole).
+    """
+
+    def __init__(self, dm: DeviceManagement, state_dir: str, *, skip: Collection[int] = ()) -> None:
         self.dm = dm
         self.tree: ObjectTree = dm.tree
         self.file = StateFile(state_dir, FILE_NAME)
+        self.skip = frozenset(skip)
         self._values: dict[str, Any] = {}
 
     def restore(self) -> int:
@@ -96,7 +101,7 @@ class WrittenValues:
         self.file.remove()
 
     def _persistent(self, path: Path) -> bool:
-        if path.level != 3 or path.oid in PROVISIONING_OIDS:
+        if path.level != 3 or path.oid in PROVISIONING_OIDS or path.oid in self.skip:
             return False
         rdef = self.tree.resource_def(path)
         if rdef is None or rdef.operations & Operations.E:
