@@ -272,7 +272,7 @@ class _FilteringMessageManager(MessageManager):  # type: ignore[misc]
 
     RECENT_NON = 512
 
-    def __init__(self, token_manager: Any, peers: PeerTable) -> None:
+    def __init__(self, token_manager: _TokenManager, peers: PeerTable) -> None:
         super().__init__(token_manager)
         self._peers = peers
         self._recent_non: OrderedDict[tuple[Any, int], Callable[[], None]] = OrderedDict()
@@ -413,7 +413,7 @@ class _Site:
         """True when this Block1 request may be streamed (decided fully in :meth:`_stream_block`)."""
         block1 = request.opt.block1
         if block1.block_number == 0:
-            return getattr(self._endpoint, "block1_sink", None) is not None
+            return self._endpoint.block1_sink is not None
         return self._stream_key(request) in self._streams
 
     def _capped(self, request: Message) -> Message:
@@ -483,7 +483,7 @@ class _Site:
         return response
 
     def _open_stream(self, key: Any, request: Message, ssid: int) -> _Block1Stream | None:
-        opener = getattr(self._endpoint, "block1_sink", None)
+        opener = self._endpoint.block1_sink
         if opener is None:
             return None
         try:
@@ -510,24 +510,13 @@ class _Site:
 
         The client sent this block only after that answer reached it, so the
         answer (and the request it holds) cannot be needed again; otherwise
-        every block's messages would stay for EXCHANGE_LIFETIME (247 s). A
-        message manager with ``forget_duplicate(key)`` drops the entry
-        altogether; with aiocoap's own bookkeeping (a timer per message) only
-        the stored answer can go, and the key stays until its timer.
+        every block's messages would stay for EXCHANGE_LIFETIME (247 s).
         """
         previous, stream.dedup_key = stream.dedup_key, (request.remote, request.mid)
         if previous is None:
             return
         for manager in self._endpoint._managers:
-            recent = manager._recent_messages
-            if previous not in recent:
-                continue
-            forget = getattr(manager, "forget_duplicate", None)
-            if forget is not None:
-                forget(previous)
-            else:
-                recent[previous] = None
-            return
+            manager.forget_duplicate(previous)
 
     def _forget(self, key: Any, stream: _Block1Stream) -> None:
         stream.cancel_timer()
@@ -1058,9 +1047,7 @@ class CoapEndpoint:
     def _failing(self, remote: Any) -> bool:
         """True while a request failure to ``remote`` is being dispatched (see ``_TokenManager``)."""
         return any(
-            isinstance(manager.token_manager, _TokenManager)
-            and manager.token_manager.failing is not None
-            and manager.token_manager.failing == remote
+            manager.token_manager.failing is not None and manager.token_manager.failing == remote
             for manager in self._managers
         )
 
