@@ -33,11 +33,10 @@ from lwm2md.engine.bootstrap import (
     bootstrap_request_query,
 )
 from lwm2md.engine.registration import CHANGED, Requester, TransportError
-from lwm2md.errors import Lwm2mError, code_byte
+from lwm2md.engine.requests import CONTENT
+from lwm2md.errors import Lwm2mError
 
 LOG = logging.getLogger(__name__)
-
-CONTENT = code_byte(2, 5)
 
 
 class BootstrapAttempt:

@@ -57,7 +57,7 @@ class CoapResponse:
     @property
     def dotted(self) -> str:
         """The code as text, e.g. "4.04"."""
-        return f"{self.code >> 5}.{self.code & 0x1F:02d}"
+        return dotted(self.code)
 
 
 class Requester:
