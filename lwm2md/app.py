@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 
-from lwm2md import __version__, codec
+from lwm2md import __version__
 from lwm2md.bootstrapping import BootstrapService
 from lwm2md.codec import ContentFormat
 from lwm2md.codec.linkformat import Link, format_links
@@ -37,7 +37,7 @@ from lwm2md.engine.observe import DAY, ObserveEngine
 from lwm2md.engine.queue import QueueController, max_transmit_wait
 from lwm2md.engine.registration import CHANGED, Registration, Requester, State
 from lwm2md.engine.requests import InboundRequest, Outcome, RequestDispatcher
-from lwm2md.engine.send import Sender
+from lwm2md.engine.send import Sender, encode_send, post_send
 from lwm2md.errors import Lwm2mError, NotFound
 from lwm2md.firmware.build import build_firmware
 from lwm2md.firmware.object import FirmwareUpdate
@@ -792,11 +792,11 @@ class Client:
         if registration is None or account is None or account.params().lwm2m_version == "1.0":
             return False
         try:
-            payload = codec.encode(ContentFormat.SENML_CBOR, Path(), records, self.dm.resolve)
+            payload = encode_send(records, self.dm.resolve)
         except Lwm2mError as exc:
             LOG.warning("server %d: stored notifications cannot be encoded (%s)", ssid, exc.dotted_code)
             return False
-        response = await registration.requester.request("POST", ["dp"], (), payload, ContentFormat.SENML_CBOR)
+        response = await post_send(registration.requester, payload)
         if response.code != CHANGED:
             LOG.warning("server %d: Send of stored notifications answered %s", ssid, response.dotted)
             return False

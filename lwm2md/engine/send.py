@@ -14,16 +14,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from lwm2md import codec
-from lwm2md.codec import ContentFormat
+from lwm2md.codec import ContentFormat, TypeResolver
 from lwm2md.engine.clock import Clock
 from lwm2md.engine.dm import DeviceManagement
-from lwm2md.engine.registration import Requester, TransportError
+from lwm2md.engine.registration import CoapResponse, Requester, TransportError
 from lwm2md.errors import Lwm2mError, code_byte, dotted
 from lwm2md.model.path import Path
+from lwm2md.model.types import Record
 
 LOG = logging.getLogger(__name__)
 
 CHANGED = code_byte(2, 4)
+SEND_PATH = ("dp",)
+
+
+def encode_send(records: Sequence[Record], resolve: TypeResolver) -> bytes:
+    """The body of a Send: ``records`` (with their times) as SenML CBOR; Lwm2mError if they cannot be."""
+    return codec.encode(ContentFormat.SENML_CBOR, Path(), records, resolve)
+
+
+async def post_send(requester: Requester, payload: bytes) -> CoapResponse:
+    """One Send (POST /dp) of an :func:`encode_send` body; TransportError when unanswered."""
+    return await requester.request("POST", SEND_PATH, (), payload, ContentFormat.SENML_CBOR)
 
 
 class Sender:
@@ -64,7 +76,7 @@ class Sender:
         """The SenML CBOR body for the configured paths as they read now."""
         now = self.clock.wall()
         records = [replace(r, time=now) for r in self.dm.read_composite(self.paths)]
-        return codec.encode(ContentFormat.SENML_CBOR, Path(), records, self.dm.resolve)
+        return encode_send(records, self.dm.resolve)
 
     async def send_once(self) -> bool:
         """Read and send now; True when the server answered 2.04."""
@@ -78,7 +90,7 @@ class Sender:
             LOG.warning("send: cannot read values (%s)", exc.dotted_code)
             return False
         try:
-            response = await requester.request("POST", ["dp"], (), payload, ContentFormat.SENML_CBOR)
+            response = await post_send(requester, payload)
         except TransportError as exc:
             LOG.warning("send: no answer (%s)", exc)
             return False
