@@ -132,11 +132,18 @@ class StateFile:
             os.close(dir_fd)
 
     def _keep_aside(self) -> FsPath | None:
-        target = self.path.with_name(f"{self.path.name}.bad-{int(time.time())}")
-        try:
-            os.replace(self.path, target)
-        except OSError as exc:
-            LOG.error("cannot move %s aside: %s", self.path, exc)
-            return None
-        LOG.error("state file %s is unusable; kept as %s", self.path, target)
+        target = keep_aside(self.path)
+        if target is not None:
+            LOG.error("state file %s is unusable; kept as %s", self.path, target)
         return target
+
+
+def keep_aside(path: FsPath) -> FsPath | None:
+    """Rename an unusable state file to ``<name>.bad-<unix time>``; the new path, or None (logged)."""
+    target = path.with_name(f"{path.name}.bad-{int(time.time())}")
+    try:
+        os.replace(path, target)
+    except OSError as exc:
+        LOG.error("cannot move %s aside: %s", path, exc.strerror or exc)
+        return None
+    return target

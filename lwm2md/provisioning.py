@@ -37,7 +37,7 @@ from lwm2md.model.path import Path
 from lwm2md.model.types import ResourceData
 from lwm2md.objects.server import build_bootstrap_security_instance, build_security_instance
 from lwm2md.objects.tree import ObjectInstance, ObjectTree
-from lwm2md.persist import StateError, StateFile, dump_value, load_value
+from lwm2md.persist import StateError, StateFile, dump_value, keep_aside, load_value
 from lwm2md.state import stored_values
 
 LOG = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class ProvisionedState:
         self.file.remove()
 
     def _reject(self, reason: str) -> None:
-        kept = self.file._keep_aside()
+        kept = keep_aside(self.file.path)
         where = f"; kept as {kept}" if kept else ""
         LOG.error("%s: %s%s; using the configuration file", self.file.path, reason, where)
 

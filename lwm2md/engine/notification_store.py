@@ -41,7 +41,6 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -50,7 +49,7 @@ from typing import Any, NamedTuple
 from lwm2md.errors import Lwm2mError
 from lwm2md.model.path import Path
 from lwm2md.model.types import Record
-from lwm2md.persist import FILE_MODE, dump_value, load_value
+from lwm2md.persist import FILE_MODE, dump_value, keep_aside, load_value
 
 LOG = logging.getLogger(__name__)
 
@@ -233,7 +232,7 @@ class NotificationStore:
         try:
             _parse(ssid, lines, server)
         except (ValueError, TypeError, KeyError, Lwm2mError) as exc:
-            kept = _keep_aside(path)
+            kept = keep_aside(path)
             where = f"; kept as {kept}" if kept is not None else ""
             LOG.error("server %d: stored notifications in %s are unusable (%s)%s", ssid, path, exc, where)
             return _Server(dirty=kept is None)  # not moved aside: the next write replaces it
@@ -417,13 +416,3 @@ def _sync_directory(directory: FsPath) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _keep_aside(path: FsPath) -> FsPath | None:
-    target = path.with_name(f"{path.name}.bad-{int(time.time())}")
-    try:
-        os.replace(path, target)
-    except OSError as exc:
-        LOG.error("cannot move %s aside: %s", path, exc.strerror or exc)
-        return None
-    return target
