@@ -22,7 +22,7 @@ from lwm2md import __version__
 from lwm2md.bootstrapping import BootstrapService
 from lwm2md.codec import ContentFormat
 from lwm2md.codec.linkformat import Link, format_links
-from lwm2md.config import Config, ServerConfig, parse_server_uri
+from lwm2md.config import BootstrapConfig, Config, ServerConfig, parse_server_uri
 from lwm2md.drivers.fake.modem import FakeModem
 from lwm2md.drivers.modem.at import AtChannel
 from lwm2md.drivers.modem.sms import SmsLink
@@ -71,7 +71,6 @@ from lwm2md.provisioning import (
     ProvisionedState,
     Source,
     config_fingerprint,
-    factory_security_instances,
     instances_from,
 )
 from lwm2md.state import RegistrationStore, StoredAttributes, StoredInstances, WrittenValues
@@ -283,10 +282,10 @@ class Client:
     def _factory_provision(self) -> None:
         """/0 and /1 instances for the ``[[server]]`` tables and ``[bootstrap]`` (factory bootstrap)."""
         self.provisioning_source = "config"
-        for inst in factory_security_instances(self.catalog, self.config):
-            self.tree.add_instance(inst)
-        for iid, server in enumerate(self.config.servers):
-            self.tree.add_instance(self._server_instance(iid, server))
+        for server in self.config.servers:
+            self._add_server_instances(server)
+        if self.config.bootstrap is not None:
+            self._add_bootstrap_account(self.config.bootstrap)
 
     def _attach_server(self, inst: ObjectInstance) -> ObjectInstance:
         attach_server_handlers(inst, update_trigger=self.request_update, disable=self._disable)
@@ -1004,9 +1003,7 @@ class Client:
                 if bs_account is not None:
                     self.tree.remove_instance(SECURITY_OID, bs_account.iid)
                 if new.bootstrap is not None:
-                    iid = self.tree.object(SECURITY_OID).free_iid()
-                    bs_instance = build_bootstrap_security_instance(self.catalog, iid, new.bootstrap)
-                    self.tree.add_instance(bs_instance)
+                    self._add_bootstrap_account(new.bootstrap)
         if new.device.endpoint != old.device.endpoint:
             for ssid in list(self.accounts):
                 await self._drop_server(ssid)
@@ -1026,14 +1023,17 @@ class Client:
                 self.tree.remove_instance(SERVER_OID, inst.iid)
 
     def _add_server_instances(self, server: ServerConfig) -> None:
+        """/0 and /1 instances (same iid, the lowest free in both) for one ``[[server]]`` table."""
         iid = max(self.tree.object(SECURITY_OID).free_iid(), self.tree.object(SERVER_OID).free_iid())
         self.tree.add_instance(build_security_instance(self.catalog, iid, server))
-        self.tree.add_instance(self._server_instance(iid, server))
-
-    def _server_instance(self, iid: int, server: ServerConfig) -> ObjectInstance:
-        return build_server_instance(
+        server_instance = build_server_instance(
             self.catalog, iid, server, update_trigger=self.request_update, disable=self._disable
         )
+        self.tree.add_instance(server_instance)
+
+    def _add_bootstrap_account(self, bootstrap: BootstrapConfig) -> None:
+        iid = self.tree.object(SECURITY_OID).free_iid()
+        self.tree.add_instance(build_bootstrap_security_instance(self.catalog, iid, bootstrap))
 
     def _save_provisioning_if_stored(self) -> None:
         """After a reload changed the factory accounts: re-store them if a file holds server changes."""

@@ -4,7 +4,7 @@ Two sources, one place they end up:
 
 - **factory**: the configuration file's ``[[server]]`` tables (a /0 and a /1
   instance each, same iid) and ``[bootstrap]`` (the Bootstrap-Server's /0
-  instance);
+  instance), built by the daemon (``Client._factory_provision``);
 - **provisioned**: ``<state_dir>/provisioned.json``, written after every
   Bootstrap-Finish and whenever a server changes /0-/2 afterwards (a Write
   to /1, an Access Control instance added for a Create).
@@ -35,7 +35,6 @@ from lwm2md.errors import Lwm2mError
 from lwm2md.model.catalog import Catalog
 from lwm2md.model.path import Path
 from lwm2md.model.types import ResourceData
-from lwm2md.objects.server import build_bootstrap_security_instance, build_security_instance
 from lwm2md.objects.tree import ObjectInstance, ObjectTree
 from lwm2md.persist import StateError, StateFile, dump_value, keep_aside, load_value
 from lwm2md.state import stored_values
@@ -53,16 +52,6 @@ def config_fingerprint(config: Config) -> str:
     accounts = [dataclasses.astuple(server) for server in config.servers]
     bootstrap = dataclasses.astuple(config.bootstrap) if config.bootstrap else None
     return hashlib.sha256(repr((accounts, bootstrap)).encode()).hexdigest()
-
-
-def factory_security_instances(catalog: Catalog, config: Config) -> list[ObjectInstance]:
-    """/0 instances of the configuration: one per ``[[server]]`` (iid = its index), then the
-    Bootstrap-Server account (next iid). /1 instances are built by the caller, which attaches
-    their handlers, with the same iids."""
-    instances = [build_security_instance(catalog, iid, server) for iid, server in enumerate(config.servers)]
-    if config.bootstrap is not None:
-        instances.append(build_bootstrap_security_instance(catalog, len(instances), config.bootstrap))
-    return instances
 
 
 @dataclass

@@ -15,12 +15,12 @@ from lwm2md.codec import ContentFormat
 from lwm2md.config import Config, parse_config
 from lwm2md.engine.clock import FakeClock
 from lwm2md.model.catalog import Catalog
+from lwm2md.objects.server import build_bootstrap_security_instance, build_security_instance
 from lwm2md.objects.tree import ObjectInstance, ObjectTree
 from lwm2md.provisioning import (
     FILE_NAME,
     ProvisionedState,
     config_fingerprint,
-    factory_security_instances,
     instances_from,
 )
 from lwm2md.testing import TestServer
@@ -39,8 +39,9 @@ def config(tmp_path: FsPath, **server: Any) -> Config:
 
 def tree_with(cfg: Config) -> ObjectTree:
     tree = ObjectTree(CATALOG)
-    for inst in factory_security_instances(CATALOG, cfg):
-        tree.add_instance(inst)
+    tree.add_instance(build_security_instance(CATALOG, 0, cfg.servers[0]))
+    assert cfg.bootstrap is not None
+    tree.add_instance(build_bootstrap_security_instance(CATALOG, 1, cfg.bootstrap))
     definition = CATALOG.get(1)
     assert definition is not None
     tree.add_instance(ObjectInstance(definition, 0, {0: 3, 1: 600, 6: True, 7: "U"}))
