@@ -97,6 +97,23 @@ class StateFile:
             raise StateError(self.path, "no content", self._keep_aside())
         return content
 
+    def load_or_none(self, what: str) -> dict[str, Any] | None:
+        """:meth:`load`, with an unusable file reported as "ignoring stored <what>" (None then)."""
+        try:
+            return self.load()
+        except StateError as exc:
+            LOG.error("ignoring stored %s: %s", what, exc)
+            return None
+
+    def save_or_log(self, content: Mapping[str, Any], what: str) -> bool:
+        """:meth:`save`; a failure is logged as "cannot store <what>" and gives False."""
+        try:
+            self.save(content)
+        except OSError as exc:
+            LOG.error("cannot store %s in %s: %s", what, self.path, exc)
+            return False
+        return True
+
     def save(self, content: Mapping[str, Any]) -> None:
         """Replace the file atomically with ``content`` (JSON-serialisable)."""
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)

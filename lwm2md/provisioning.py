@@ -114,10 +114,7 @@ class ProvisionedState:
                 for inst in tree.instances(oid)
             }
         content = {"source": source, "fingerprint": fingerprint, "saved_at": time.time(), "objects": objects}
-        try:
-            self.file.save(content)
-        except OSError as exc:
-            LOG.error("cannot store the provisioning in %s: %s", self.file.path, exc)
+        self.file.save_or_log(content, "the provisioning")
 
     def forget(self) -> None:
         """Remove the file (reset-state, Factory Reset, servers changed in the configuration)."""

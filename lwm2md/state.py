@@ -23,7 +23,7 @@ from lwm2md.errors import Lwm2mError
 from lwm2md.model.path import Path
 from lwm2md.model.types import Operations, ResourceData
 from lwm2md.objects.tree import ObjectInstance, ObjectTree
-from lwm2md.persist import StateError, StateFile, dump_value, load_value
+from lwm2md.persist import StateFile, dump_value, load_value
 
 LOG = logging.getLogger(__name__)
 
@@ -47,11 +47,7 @@ class WrittenValues:
 
     def restore(self) -> int:
         """Load the file and write every still-valid value into the tree; returns how many."""
-        try:
-            content = self.file.load()
-        except StateError as exc:
-            LOG.error("ignoring stored resource values: %s", exc)
-            return 0
+        content = self.file.load_or_none("resource values")
         stored = content.get("values", {}) if content else {}
         restored = 0
         for text, raw in stored.items() if isinstance(stored, dict) else ():
@@ -90,10 +86,7 @@ class WrittenValues:
                 self._values[str(path)] = _dump_data(data)
             changed = True
         if changed:
-            try:
-                self.file.save({"values": self._values})
-            except OSError as exc:
-                LOG.error("cannot store written values in %s: %s", self.file.path, exc)
+            self.file.save_or_log({"values": self._values}, "written values")
 
     def forget(self) -> None:
         """Drop everything stored (Factory Reset, ``lwm2md reset-state``)."""
@@ -149,11 +142,7 @@ class RegistrationStore:
     def __init__(self, state_dir: str) -> None:
         self.file = StateFile(state_dir, REGISTRATIONS_FILE)
         self._entries: dict[str, Any] = {}
-        try:
-            content = self.file.load()
-        except StateError as exc:
-            LOG.error("ignoring stored registrations: %s", exc)
-            content = None
+        content = self.file.load_or_none("registrations")
         entries = content.get("servers") if content else None
         if isinstance(entries, dict):
             self._entries = entries
@@ -187,10 +176,7 @@ class RegistrationStore:
         self.file.remove()
 
     def _save(self) -> None:
-        try:
-            self.file.save({"servers": self._entries})
-        except OSError as exc:
-            LOG.error("cannot store registrations in %s: %s", self.file.path, exc)
+        self.file.save_or_log({"servers": self._entries}, "registrations")
 
 
 ATTRIBUTES_FILE = "attributes.json"
@@ -210,11 +196,7 @@ class StoredAttributes:
 
     def restore(self) -> int:
         """Load the stored attributes; returns how many sets were restored."""
-        try:
-            content = self.file.load()
-        except StateError as exc:
-            LOG.error("ignoring stored attributes: %s", exc)
-            return 0
+        content = self.file.load_or_none("attributes")
         if not content:
             return 0
         try:
@@ -232,10 +214,7 @@ class StoredAttributes:
         self.file.remove()
 
     def _save(self) -> None:
-        try:
-            self.file.save({"servers": self.attributes.dump()})
-        except OSError as exc:
-            LOG.error("cannot store attributes in %s: %s", self.file.path, exc)
+        self.file.save_or_log({"servers": self.attributes.dump()}, "attributes")
 
 
 DATA_OBJECTS_FILE = "data-objects.json"
@@ -256,11 +235,7 @@ class StoredInstances:
 
     def restore(self) -> int:
         """Recreate the stored instances; returns how many."""
-        try:
-            content = self.file.load()
-        except StateError as exc:
-            LOG.error("ignoring stored data object instances: %s", exc)
-            return 0
+        content = self.file.load_or_none("data object instances")
         restored = 0
         objects = content.get("objects", {}) if content else {}
         for oid_text, instances in objects.items() if isinstance(objects, dict) else ():
@@ -293,10 +268,7 @@ class StoredInstances:
                 str(inst.iid): {str(rid): _dump_data(data) for rid, data in stored_values(inst)}
                 for inst in self.tree.instances(oid)
             }
-        try:
-            self.file.save({"objects": objects})
-        except OSError as exc:
-            LOG.error("cannot store data object instances in %s: %s", self.file.path, exc)
+        self.file.save_or_log({"objects": objects}, "data object instances")
 
     def forget(self) -> None:
         """Remove the file (Factory Reset, reset-state)."""
